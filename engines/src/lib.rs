@@ -1,0 +1,1 @@
+//! KEMI engines: Lua, Python and JavaScript, each binding the same KSR table.

@@ -1,0 +1,1 @@
+//! The SIP runtime: message model, transports, workers, transactions and modules.
