@@ -1,1 +1,2 @@
 //! kamailio.cfg compiler: preprocessor, lexer, parser, AST, diagnostics, checks, IR, lowering.
+pub mod ast;
