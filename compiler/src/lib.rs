@@ -1,2 +1,3 @@
 //! kamailio.cfg compiler: preprocessor, lexer, parser, AST, diagnostics, checks, IR, lowering.
 pub mod ast;
+pub mod diag;
