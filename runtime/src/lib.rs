@@ -1,1 +1,5 @@
 //! The SIP runtime: message model, transports, workers, transactions and modules.
+
+pub mod config;
+pub mod log;
+pub mod transport;
