@@ -2,4 +2,5 @@
 
 pub mod config;
 pub mod log;
+pub mod socket;
 pub mod transport;

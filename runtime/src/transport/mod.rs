@@ -104,8 +104,8 @@ impl Listener {
     /// Host to put in headers this proxy adds (advertised address if any).
     pub fn host_for_headers(&self) -> String {
         match &self.advertise {
-            Some((h, _)) => h.clone(),
-            None => match self.addr {
+            Some((h, _)) if !h.is_empty() => h.clone(),
+            _ => match self.addr {
                 SocketAddr::V4(a) => a.ip().to_string(),
                 SocketAddr::V6(a) => format!("[{}]", a.ip()),
             },
