@@ -159,7 +159,8 @@ impl Myself {
             // Kamailio adds the names its listen addresses resolve back to; the local host
             // name is the one that matters in practice.
             for (_, port, proto) in m.sockets.clone() {
-                m.aliases.push((name.to_ascii_lowercase(), Some(port), Some(proto)));
+                m.aliases
+                    .push((name.to_ascii_lowercase(), Some(port), Some(proto)));
             }
         }
         m
@@ -242,7 +243,11 @@ mod tests {
             listen: vec![spec(Some("tls"), "127.0.0.1", None)],
             ..CoreConfig::default()
         };
-        assert!(resolve_listeners(&bad).unwrap_err().contains("not supported"));
+        assert!(
+            resolve_listeners(&bad)
+                .unwrap_err()
+                .contains("not supported")
+        );
     }
 
     #[test]
@@ -260,7 +265,10 @@ mod tests {
         let l = resolve_listeners(&cfg).unwrap();
         let m = Myself::new(&l, &cfg);
         assert!(m.check(b"127.0.0.1", Some(5070), None));
-        assert!(!m.check(b"127.0.0.1", None, None), "default port 5060 differs");
+        assert!(
+            !m.check(b"127.0.0.1", None, None),
+            "default port 5060 differs"
+        );
         assert!(!m.check(b"127.0.0.1", Some(5070), Some(Proto::Tcp)));
         assert!(m.check(b"example.com", Some(1234), None));
         assert!(!m.check(b"other.com", Some(5070), None));
