@@ -1,1 +1,19 @@
 //! The SIP runtime: message model, transports, workers, transactions and modules.
+
+pub mod config;
+pub mod core;
+pub mod ctx;
+pub mod db;
+pub mod engine;
+pub mod forward;
+pub mod log;
+pub mod modules;
+pub mod receive;
+pub mod rpc;
+pub mod server;
+pub mod sip;
+pub mod socket;
+pub mod transport;
+
+pub use crate::core::{Core, Setup};
+pub use crate::ctx::Ctx;

@@ -143,6 +143,13 @@ impl<C> KsrTable<C> {
         );
     }
 
+    /// Sets the parameter hints of an export (for compile-time checks of native calls).
+    pub fn set_hints(&mut self, idx: u32, hints: &[ParamHint]) {
+        if let Some(e) = self.exports.get_mut(idx as usize) {
+            e.sig.hints = hints.to_vec();
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.exports.len()
     }

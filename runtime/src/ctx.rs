@@ -1,0 +1,175 @@
+//! The per-worker execution context every KSR function and pseudo-variable receives.
+//!
+//! One `Ctx` lives as long as its worker thread and is reused for every message (no
+//! per-message setup allocation): [`Ctx::begin`] resets the per-message part. Per-worker state
+//! (`$var`, the KEMI PV cache, the routing engine instance) survives between messages.
+
+use crate::core::Core;
+use crate::engine::RouteEngine;
+use crate::sip::SipMsg;
+use crate::transport::{Proto, Received};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use vm::RouteKind;
+
+/// Where the current message came from.
+#[derive(Clone, Debug)]
+pub struct RecvInfo {
+    pub src: SocketAddr,
+    pub local: SocketAddr,
+    pub proto: Proto,
+    pub listener: usize,
+    pub conn: Option<u64>,
+}
+
+impl Default for RecvInfo {
+    fn default() -> Self {
+        let lo = SocketAddr::from(([127, 0, 0, 1], 5060));
+        RecvInfo {
+            src: lo,
+            local: lo,
+            proto: Proto::Udp,
+            listener: 0,
+            conn: None,
+        }
+    }
+}
+
+/// `set_forward_no_connect()` and friends: per-message transport options.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SendFlags {
+    pub forward_no_connect: bool,
+    pub forward_close: bool,
+    pub reply_no_connect: bool,
+    pub reply_close: bool,
+}
+
+/// An additional destination set by `append_branch()`, `lookup()`, ...
+#[derive(Clone, Debug, Default)]
+pub struct Branch {
+    pub uri: Bytes,
+    pub dst_uri: Option<Bytes>,
+    pub path: Option<Bytes>,
+    /// q-value times 1000 (Kamailio's qvalue_t); -1 = not set.
+    pub q: i32,
+    pub flags: u64,
+    pub force_socket: Option<usize>,
+    pub instance: Option<Bytes>,
+    pub ruid: Option<Bytes>,
+    pub location_ua: Option<Bytes>,
+}
+
+pub struct Ctx {
+    pub core: &'static Core,
+    /// This worker's routing engine (native VM or a KEMI interpreter). `None` only while the
+    /// worker is being set up.
+    pub engine: Option<Rc<dyn RouteEngine>>,
+    /// Worker number (Kamailio's process rank).
+    pub rank: i32,
+
+    // ---- per message ----
+    pub msg: SipMsg,
+    pub rcv: RecvInfo,
+    /// Kind of the routing block being executed.
+    pub route: RouteKind,
+    /// Message flags (`setflag`).
+    pub flags: u64,
+    /// Flags of branch 0 (`setbflag`).
+    pub bflags: u64,
+    /// `$du`.
+    pub dst_uri: Option<Bytes>,
+    /// Path vector of the R-URI branch.
+    pub path_vec: Option<Bytes>,
+    /// q-value of the R-URI branch (x1000, -1 = unset).
+    pub ruri_q: i32,
+    /// `force_send_socket()` / `$fs`.
+    pub force_socket: Option<usize>,
+    pub send_flags: SendFlags,
+    /// Branches beyond the R-URI one.
+    pub branches: Vec<Branch>,
+    /// `drop` was requested for this message.
+    pub drop: bool,
+    /// Headers added to locally generated replies (`append_to_reply`).
+    pub reply_hdrs: Vec<Bytes>,
+    /// When processing started (for `$TV`, latency logs).
+    pub started: std::time::Instant,
+
+    // ---- per worker ----
+    /// Script flags (`setsflag`), kept across messages like Kamailio's per-process sflags.
+    pub sflags: u64,
+}
+
+impl Ctx {
+    /// A context for worker `rank`, holding a faked message until the first real one.
+    pub fn new(core: &'static Core, rank: i32) -> Ctx {
+        Ctx {
+            core,
+            engine: None,
+            rank,
+            msg: SipMsg::faked(),
+            rcv: RecvInfo::default(),
+            route: RouteKind::Request,
+            flags: 0,
+            bflags: 0,
+            dst_uri: None,
+            path_vec: None,
+            ruri_q: -1,
+            force_socket: None,
+            send_flags: SendFlags::default(),
+            branches: Vec::new(),
+            drop: false,
+            reply_hdrs: Vec::new(),
+            started: std::time::Instant::now(),
+            sflags: 0,
+        }
+    }
+
+    /// Resets the per-message state for `msg` received as `rcv`.
+    pub fn begin(&mut self, msg: SipMsg, rcv: RecvInfo) {
+        self.msg = msg;
+        self.rcv = rcv;
+        self.route = RouteKind::Request;
+        self.flags = 0;
+        self.bflags = 0;
+        self.dst_uri = None;
+        self.path_vec = None;
+        self.ruri_q = -1;
+        self.force_socket = None;
+        self.send_flags = SendFlags::default();
+        self.branches.clear();
+        self.drop = false;
+        self.reply_hdrs.clear();
+        self.started = std::time::Instant::now();
+    }
+
+    /// Runs a routing target through this worker's engine.
+    pub fn run_route(&mut self, target: crate::engine::RouteTarget<'_>) -> crate::engine::Outcome {
+        match self.engine.clone() {
+            Some(e) => e.run(self, target),
+            None => crate::engine::Outcome::default(),
+        }
+    }
+}
+
+impl RecvInfo {
+    pub fn from_received(r: &Received) -> RecvInfo {
+        RecvInfo {
+            src: r.src,
+            local: r.local,
+            proto: r.proto,
+            listener: r.listener,
+            conn: r.conn,
+        }
+    }
+}
+
+impl vm::Host for Ctx {
+    fn ksr_table(&self) -> &'static vm::KsrTable<Self> {
+        self.core.ksr
+    }
+
+    fn pv_registry(&self) -> &'static vm::pv::PvRegistry<Self> {
+        self.core.pvs
+    }
+}

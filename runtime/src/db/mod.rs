@@ -1,0 +1,519 @@
+//! Database access for modules (auth_db, usrloc, acc, permissions, htable).
+//!
+//! Modules talk to a [`Db`] handle built from a Kamailio `db_url`. SQLite is the embedded
+//! default (`sqlite:////abs/path.db`; like Kamailio, three slashes make the path relative to
+//! the working directory). Tables are created on demand with Kamailio's table and column
+//! names. Other drivers (PostgreSQL, MySQL) implement the same [`Db`] trait; until they exist,
+//! their URLs are refused with a clear error at start-up.
+
+pub mod schema;
+
+use std::sync::{Arc, Mutex};
+
+/// A column value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum DbVal {
+    Null,
+    Int(i64),
+    Double(f64),
+    Str(String),
+}
+
+impl DbVal {
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            DbVal::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            DbVal::Int(i) => Some(*i),
+            DbVal::Double(d) => Some(*d as i64),
+            DbVal::Str(s) => s.trim().parse().ok(),
+            DbVal::Null => None,
+        }
+    }
+
+    /// Text form (numbers printed), empty for NULL.
+    pub fn to_text(&self) -> String {
+        match self {
+            DbVal::Null => String::new(),
+            DbVal::Int(i) => i.to_string(),
+            DbVal::Double(d) => d.to_string(),
+            DbVal::Str(s) => s.clone(),
+        }
+    }
+}
+
+impl From<&str> for DbVal {
+    fn from(s: &str) -> Self {
+        DbVal::Str(s.to_string())
+    }
+}
+impl From<String> for DbVal {
+    fn from(s: String) -> Self {
+        DbVal::Str(s)
+    }
+}
+impl From<i64> for DbVal {
+    fn from(i: i64) -> Self {
+        DbVal::Int(i)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Op {
+    Eq,
+    Ne,
+    Lt,
+    Gt,
+    Le,
+    Ge,
+}
+
+impl Op {
+    fn sql(self) -> &'static str {
+        match self {
+            Op::Eq => "=",
+            Op::Ne => "!=",
+            Op::Lt => "<",
+            Op::Gt => ">",
+            Op::Le => "<=",
+            Op::Ge => ">=",
+        }
+    }
+}
+
+/// `column op value` in a WHERE clause.
+#[derive(Clone, Debug)]
+pub struct Cond<'a> {
+    pub col: &'a str,
+    pub op: Op,
+    pub val: DbVal,
+}
+
+impl<'a> Cond<'a> {
+    pub fn eq(col: &'a str, val: impl Into<DbVal>) -> Cond<'a> {
+        Cond {
+            col,
+            op: Op::Eq,
+            val: val.into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("unsupported database URL '{0}' (ksr ships the sqlite driver)")]
+    Unsupported(String),
+    #[error("bad database URL '{0}'")]
+    BadUrl(String),
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("unknown table '{0}'")]
+    UnknownTable(String),
+    #[error("database connection lock poisoned")]
+    Poisoned,
+}
+
+/// Operations modules need. Identifiers (tables, columns) come from configuration or code,
+/// never from SIP messages; values are always bound parameters.
+pub trait Db: Send {
+    /// Makes sure `table` exists (with `extra` text columns) and returns nothing on success.
+    fn ensure_table(&mut self, table: &str, extra: &[&str]) -> Result<(), DbError>;
+    fn select(
+        &mut self,
+        table: &str,
+        cols: &[&str],
+        conds: &[Cond<'_>],
+        order_by: Option<&str>,
+    ) -> Result<Vec<Vec<DbVal>>, DbError>;
+    fn insert(&mut self, table: &str, cols: &[&str], vals: &[DbVal]) -> Result<(), DbError>;
+    /// Insert or replace on unique-key conflict.
+    fn replace(&mut self, table: &str, cols: &[&str], vals: &[DbVal]) -> Result<(), DbError>;
+    fn update(
+        &mut self,
+        table: &str,
+        conds: &[Cond<'_>],
+        cols: &[&str],
+        vals: &[DbVal],
+    ) -> Result<usize, DbError>;
+    fn delete(&mut self, table: &str, conds: &[Cond<'_>]) -> Result<usize, DbError>;
+}
+
+/// A database shared by the workers of the process.
+pub type DbHandle = Arc<Mutex<Box<dyn Db>>>;
+
+/// Runs `f` with the database locked.
+pub fn with<T>(
+    db: &DbHandle,
+    f: impl FnOnce(&mut dyn Db) -> Result<T, DbError>,
+) -> Result<T, DbError> {
+    let mut g = db.lock().map_err(|_| DbError::Poisoned)?;
+    f(g.as_mut())
+}
+
+/// The file path a `sqlite://` URL names, resolved like Kamailio's db_sqlite: the part after
+/// the host section (`sqlite://[host]/PATH`), relative to `workdir` unless absolute.
+pub fn sqlite_path(url: &str, workdir: &std::path::Path) -> Result<std::path::PathBuf, DbError> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .ok_or_else(|| DbError::Unsupported(url.to_string()))?;
+    let slash = rest
+        .find('/')
+        .ok_or_else(|| DbError::BadUrl(url.to_string()))?;
+    let path = &rest[slash + 1..];
+    if path.is_empty() {
+        return Err(DbError::BadUrl(url.to_string()));
+    }
+    let p = std::path::Path::new(path);
+    Ok(if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        workdir.join(p)
+    })
+}
+
+/// Opens the database a `db_url` names.
+pub fn open(url: &str, workdir: &std::path::Path) -> Result<DbHandle, DbError> {
+    let path = sqlite_path(url, workdir)?;
+    let db = Sqlite::open(&path)?;
+    Ok(Arc::new(Mutex::new(Box::new(db))))
+}
+
+pub struct Sqlite {
+    conn: rusqlite::Connection,
+    ensured: std::collections::HashSet<String>,
+}
+
+impl Sqlite {
+    pub fn open(path: &std::path::Path) -> Result<Sqlite, DbError> {
+        let conn = rusqlite::Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // WAL lets Kamailio tools read while ksr writes.
+        let _ = conn.pragma_update(None, "journal_mode", "WAL");
+        Ok(Sqlite {
+            conn,
+            ensured: Default::default(),
+        })
+    }
+
+    pub fn open_in_memory() -> Result<Sqlite, DbError> {
+        Ok(Sqlite {
+            conn: rusqlite::Connection::open_in_memory()?,
+            ensured: Default::default(),
+        })
+    }
+
+    fn existing_columns(&self, table: &str) -> Result<Vec<String>, DbError> {
+        let mut st = self
+            .conn
+            .prepare(&format!("PRAGMA table_info({})", quote_ident(table)))?;
+        let cols = st
+            .query_map([], |r| r.get::<_, String>(1))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(cols)
+    }
+
+    fn ensure_version_table(&mut self) -> Result<(), DbError> {
+        if self.ensured.contains("version") {
+            return Ok(());
+        }
+        if let Some(t) = schema::table("version") {
+            self.conn.execute(&t.create_sql(&[]), [])?;
+        }
+        self.ensured.insert("version".into());
+        Ok(())
+    }
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+fn where_clause(conds: &[Cond<'_>], first_param: usize) -> String {
+    if conds.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = conds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| format!("{} {} ?{}", quote_ident(c.col), c.op.sql(), first_param + i))
+        .collect();
+    format!(" WHERE {}", parts.join(" AND "))
+}
+
+fn to_sql(v: &DbVal) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        DbVal::Null => V::Null,
+        DbVal::Int(i) => V::Integer(*i),
+        DbVal::Double(d) => V::Real(*d),
+        DbVal::Str(s) => V::Text(s.clone()),
+    }
+}
+
+fn from_sql(v: rusqlite::types::ValueRef<'_>) -> DbVal {
+    use rusqlite::types::ValueRef as V;
+    match v {
+        V::Null => DbVal::Null,
+        V::Integer(i) => DbVal::Int(i),
+        V::Real(d) => DbVal::Double(d),
+        V::Text(t) | V::Blob(t) => DbVal::Str(String::from_utf8_lossy(t).into_owned()),
+    }
+}
+
+impl Db for Sqlite {
+    fn ensure_table(&mut self, table: &str, extra: &[&str]) -> Result<(), DbError> {
+        let key = format!("{table}|{}", extra.join(","));
+        if self.ensured.contains(&key) {
+            return Ok(());
+        }
+        let def = schema::table(table).ok_or_else(|| DbError::UnknownTable(table.into()))?;
+        self.ensure_version_table()?;
+        self.conn.execute(&def.create_sql(extra), [])?;
+        let have = self.existing_columns(table)?;
+        for e in extra {
+            if !have.iter().any(|c| c == e) {
+                self.conn.execute(
+                    &format!(
+                        "ALTER TABLE {} ADD COLUMN {} VARCHAR(128) DEFAULT '' NOT NULL",
+                        quote_ident(table),
+                        quote_ident(e)
+                    ),
+                    [],
+                )?;
+            }
+        }
+        for idx in def.indexes {
+            self.conn.execute(idx, [])?;
+        }
+        self.conn.execute(
+            "INSERT OR IGNORE INTO version (table_name, table_version) VALUES (?1, ?2)",
+            rusqlite::params![def.name, def.version],
+        )?;
+        self.ensured.insert(key);
+        Ok(())
+    }
+
+    fn select(
+        &mut self,
+        table: &str,
+        cols: &[&str],
+        conds: &[Cond<'_>],
+        order_by: Option<&str>,
+    ) -> Result<Vec<Vec<DbVal>>, DbError> {
+        let cols_sql: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+        let mut sql = format!(
+            "SELECT {} FROM {}{}",
+            cols_sql.join(", "),
+            quote_ident(table),
+            where_clause(conds, 1)
+        );
+        if let Some(o) = order_by {
+            sql.push_str(&format!(" ORDER BY {}", quote_ident(o)));
+        }
+        let mut st = self.conn.prepare_cached(&sql)?;
+        let params: Vec<rusqlite::types::Value> = conds.iter().map(|c| to_sql(&c.val)).collect();
+        let n = cols.len();
+        let rows = st.query_map(rusqlite::params_from_iter(params), |r| {
+            (0..n)
+                .map(|i| r.get_ref(i).map(from_sql))
+                .collect::<Result<Vec<_>, _>>()
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+    }
+
+    fn insert(&mut self, table: &str, cols: &[&str], vals: &[DbVal]) -> Result<(), DbError> {
+        insert_with(&self.conn, "INSERT", table, cols, vals)
+    }
+
+    fn replace(&mut self, table: &str, cols: &[&str], vals: &[DbVal]) -> Result<(), DbError> {
+        insert_with(&self.conn, "INSERT OR REPLACE", table, cols, vals)
+    }
+
+    fn update(
+        &mut self,
+        table: &str,
+        conds: &[Cond<'_>],
+        cols: &[&str],
+        vals: &[DbVal],
+    ) -> Result<usize, DbError> {
+        let sets: Vec<String> = cols
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{} = ?{}", quote_ident(c), i + 1))
+            .collect();
+        let sql = format!(
+            "UPDATE {} SET {}{}",
+            quote_ident(table),
+            sets.join(", "),
+            where_clause(conds, cols.len() + 1)
+        );
+        let params: Vec<rusqlite::types::Value> = vals
+            .iter()
+            .map(to_sql)
+            .chain(conds.iter().map(|c| to_sql(&c.val)))
+            .collect();
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(params))?)
+    }
+
+    fn delete(&mut self, table: &str, conds: &[Cond<'_>]) -> Result<usize, DbError> {
+        let sql = format!(
+            "DELETE FROM {}{}",
+            quote_ident(table),
+            where_clause(conds, 1)
+        );
+        let params: Vec<rusqlite::types::Value> = conds.iter().map(|c| to_sql(&c.val)).collect();
+        Ok(self
+            .conn
+            .prepare_cached(&sql)?
+            .execute(rusqlite::params_from_iter(params))?)
+    }
+}
+
+fn insert_with(
+    conn: &rusqlite::Connection,
+    verb: &str,
+    table: &str,
+    cols: &[&str],
+    vals: &[DbVal],
+) -> Result<(), DbError> {
+    let names: Vec<String> = cols.iter().map(|c| quote_ident(c)).collect();
+    let marks: Vec<String> = (1..=cols.len()).map(|i| format!("?{i}")).collect();
+    let sql = format!(
+        "{verb} INTO {} ({}) VALUES ({})",
+        quote_ident(table),
+        names.join(", "),
+        marks.join(", ")
+    );
+    let params: Vec<rusqlite::types::Value> = vals.iter().map(to_sql).collect();
+    conn.prepare_cached(&sql)?
+        .execute(rusqlite::params_from_iter(params))?;
+    Ok(())
+}
+
+/// Kamailio's text form of a timestamp column: local time `YYYY-MM-DD HH:MM:SS`.
+pub fn format_time(unix: i64) -> String {
+    let t = unix as libc::time_t;
+    // SAFETY: localtime_r writes into the provided struct; both pointers are valid.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    let ok = unsafe { !libc::localtime_r(&t, &mut tm).is_null() };
+    if !ok {
+        return "1970-01-01 00:00:00".into();
+    }
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// Parses [`format_time`]'s form back to a Unix time (local time).
+pub fn parse_time(s: &str) -> Option<i64> {
+    let b = s.trim().as_bytes();
+    let num = |r: std::ops::Range<usize>| -> Option<i32> {
+        std::str::from_utf8(b.get(r)?).ok()?.parse().ok()
+    };
+    // SAFETY: zeroed tm is a valid initial value; mktime only reads/normalizes it.
+    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
+    tm.tm_year = num(0..4)? - 1900;
+    tm.tm_mon = num(5..7)? - 1;
+    tm.tm_mday = num(8..10)?;
+    tm.tm_hour = num(11..13)?;
+    tm.tm_min = num(14..16)?;
+    tm.tm_sec = num(17..19)?;
+    tm.tm_isdst = -1;
+    let t = unsafe { libc::mktime(&mut tm) };
+    (t != -1).then_some(t as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_resolve_like_kamailio() {
+        let wd = std::path::Path::new("/w");
+        assert_eq!(
+            sqlite_path("sqlite:////var/k.db", wd).unwrap(),
+            std::path::PathBuf::from("/var/k.db")
+        );
+        assert_eq!(
+            sqlite_path("sqlite:///k.db", wd).unwrap(),
+            std::path::PathBuf::from("/w/k.db")
+        );
+        assert!(matches!(
+            sqlite_path("mysql://u:p@h/db", wd),
+            Err(DbError::Unsupported(_))
+        ));
+        assert!(sqlite_path("sqlite://", wd).is_err());
+    }
+
+    #[test]
+    fn crud_with_on_demand_schema_and_extra_columns() {
+        let mut db = Sqlite::open_in_memory().unwrap();
+        db.ensure_table("acc", &["src_user"]).unwrap();
+        db.insert(
+            "acc",
+            &["method", "callid", "sip_code", "time", "src_user"],
+            &[
+                "INVITE".into(),
+                "c1".into(),
+                "200".into(),
+                "t".into(),
+                "alice".into(),
+            ],
+        )
+        .unwrap();
+        let rows = db
+            .select(
+                "acc",
+                &["src_user", "sip_code"],
+                &[Cond::eq("callid", "c1")],
+                None,
+            )
+            .unwrap();
+        assert_eq!(rows, vec![vec![DbVal::from("alice"), DbVal::from("200")]]);
+        db.ensure_table("acc", &["src_user", "dst_user"]).unwrap();
+        let n = db
+            .update(
+                "acc",
+                &[Cond::eq("callid", "c1")],
+                &["dst_user"],
+                &["bob".into()],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+        assert_eq!(db.delete("acc", &[Cond::eq("callid", "c1")]).unwrap(), 1);
+        let v = db
+            .select(
+                "version",
+                &["table_version"],
+                &[Cond::eq("table_name", "acc")],
+                None,
+            )
+            .unwrap();
+        assert_eq!(v, vec![vec![DbVal::Int(5)]]);
+        assert!(matches!(
+            db.ensure_table("nope", &[]),
+            Err(DbError::UnknownTable(_))
+        ));
+    }
+
+    #[test]
+    fn time_round_trip() {
+        let t = 1_700_000_000;
+        assert_eq!(parse_time(&format_time(t)), Some(t));
+        assert_eq!(parse_time("garbage"), None);
+    }
+}

@@ -1,0 +1,82 @@
+//! What happens to every received message (Kamailio's `receive_msg`): parse, run the routing
+//! logic, hand replies to the transaction layer or forward them statelessly.
+
+use crate::ctx::{Ctx, RecvInfo};
+use crate::engine::RouteTarget;
+use crate::log::{self, L_ERR};
+use crate::sip::SipMsg;
+use crate::transport::Received;
+use vm::RouteKind;
+
+/// Processes one received message in this worker's context.
+pub fn process(ctx: &mut Ctx, rcv: Received) {
+    let info = RecvInfo::from_received(&rcv);
+    let msg = match SipMsg::parse(rcv.data) {
+        Ok(m) => m,
+        Err(e) => {
+            crate::klog!(
+                L_ERR,
+                "core",
+                "parse_msg(): dropping malformed message from {}:{} ({}): {e}",
+                info.proto,
+                info.src,
+                info.src.port()
+            );
+            return;
+        }
+    };
+    ctx.begin(msg, info);
+    if ctx.msg.is_request() {
+        request(ctx);
+    } else {
+        reply(ctx);
+    }
+}
+
+fn request(ctx: &mut Ctx) {
+    for h in &ctx.core.hooks.request_pre {
+        h(ctx);
+    }
+    ctx.route = RouteKind::Request;
+    let out = ctx.run_route(RouteTarget::Request);
+    if out.missing {
+        crate::klog!(L_ERR, "core", "no request route to run");
+    }
+    latency_log(ctx, "request-route");
+    for h in &ctx.core.hooks.request_post {
+        h(ctx);
+    }
+}
+
+fn reply(ctx: &mut Ctx) {
+    ctx.route = RouteKind::CoreOnReply;
+    let exists = ctx
+        .engine
+        .as_ref()
+        .is_some_and(|e| e.exists(RouteTarget::Reply));
+    if exists {
+        let out = ctx.run_route(RouteTarget::Reply);
+        latency_log(ctx, "reply-route");
+        if out.drop || ctx.drop {
+            return;
+        }
+    }
+    for h in &ctx.core.hooks.reply_received {
+        if h(ctx) {
+            return;
+        }
+    }
+    crate::forward::reply_stateless(ctx);
+}
+
+/// Kamailio's `latency_cfg_log`: `request-route executed in: N usec`.
+fn latency_log(ctx: &Ctx, what: &str) {
+    let level = ctx.core.cfg.latency_cfg_log;
+    if !log::enabled(level) {
+        return;
+    }
+    let usec = ctx.started.elapsed().as_micros() as u64;
+    if usec >= ctx.core.cfg.latency_limit_cfg {
+        log::emit(level, "core", &format!("{what} executed in: {usec} usec"));
+    }
+}

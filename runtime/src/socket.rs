@@ -1,0 +1,277 @@
+//! Listening sockets from `listen=`/`port=`/`socket=`, and the `myself` check.
+
+use crate::config::CoreConfig;
+use crate::transport::{Listener, Proto};
+use compiler::ast::SocketSpec;
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
+
+/// Expands the configured listen specs into concrete sockets. Without any `listen`, binds
+/// every local interface address on `port`, like Kamailio.
+pub fn resolve_listeners(cfg: &CoreConfig) -> Result<Vec<Listener>, String> {
+    let mut out: Vec<Listener> = Vec::new();
+    let protos_for = |spec_proto: &Option<String>| -> Result<Vec<Proto>, String> {
+        match spec_proto {
+            Some(p) => {
+                let proto = Proto::parse(p).ok_or_else(|| format!("unknown protocol '{p}'"))?;
+                match proto {
+                    Proto::Udp | Proto::Tcp => Ok(vec![proto]),
+                    other => Err(format!(
+                        "listen: protocol {other} is not supported by ksr (udp and tcp are)"
+                    )),
+                }
+            }
+            None if cfg.disable_tcp => Ok(vec![Proto::Udp]),
+            None => Ok(vec![Proto::Udp, Proto::Tcp]),
+        }
+    };
+    let specs: Vec<SocketSpec> = if cfg.listen.is_empty() {
+        vec![SocketSpec {
+            host: "*".into(),
+            ..SocketSpec::default()
+        }]
+    } else {
+        cfg.listen.clone()
+    };
+    for spec in &specs {
+        let protos = protos_for(&spec.proto)?;
+        if protos.contains(&Proto::Tcp) && cfg.disable_tcp && spec.proto.is_some() {
+            return Err("listen: tcp socket configured but disable_tcp=yes".into());
+        }
+        let ips = host_addresses(&spec.host)?;
+        let first = spec.port.unwrap_or(cfg.port);
+        let last = spec.port_end.unwrap_or(first);
+        if last < first {
+            return Err(format!("listen: bad port range {first}-{last}"));
+        }
+        let advertise = match (&spec.advertise, &cfg.advertised_address) {
+            (Some(a), _) => Some((a.host.clone(), a.port.unwrap_or(0))),
+            (None, Some(h)) => Some((h.clone(), cfg.advertised_port.unwrap_or(0))),
+            // Only a port advertised: the host stays the socket address.
+            (None, None) => cfg.advertised_port.map(|p| (String::new(), p)),
+        };
+        for port in first..=last {
+            for ip in &ips {
+                for proto in &protos {
+                    let addr = SocketAddr::new(*ip, port);
+                    if out.iter().any(|l| l.addr == addr && l.proto == *proto) {
+                        continue;
+                    }
+                    out.push(Listener {
+                        id: out.len(),
+                        proto: *proto,
+                        addr,
+                        advertise: advertise.clone(),
+                        name: spec
+                            .name
+                            .as_ref()
+                            .map(|n| String::from_utf8_lossy(n).into_owned()),
+                    });
+                }
+            }
+        }
+    }
+    if out.is_empty() {
+        return Err("no listening socket could be configured".into());
+    }
+    Ok(out)
+}
+
+/// Addresses a listen host stands for: an IP, `*` (all interfaces), an interface name or a
+/// host name resolved through the system resolver.
+fn host_addresses(host: &str) -> Result<Vec<IpAddr>, String> {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = h.parse::<IpAddr>() {
+        return Ok(vec![ip]);
+    }
+    let ifaces = if_addrs::get_if_addrs().unwrap_or_default();
+    if h == "*" {
+        let mut v: Vec<IpAddr> = ifaces
+            .iter()
+            .map(|i| i.ip())
+            .filter(|ip| ip.is_ipv4())
+            .collect();
+        v.dedup();
+        if v.is_empty() {
+            v.push(IpAddr::from([127, 0, 0, 1]));
+        }
+        return Ok(v);
+    }
+    let by_iface: Vec<IpAddr> = ifaces
+        .iter()
+        .filter(|i| i.name == h)
+        .map(|i| i.ip())
+        .collect();
+    if !by_iface.is_empty() {
+        return Ok(by_iface);
+    }
+    let resolved: Vec<IpAddr> = (h, 0)
+        .to_socket_addrs()
+        .map_err(|e| format!("listen: cannot resolve '{h}': {e}"))?
+        .map(|a| a.ip())
+        .collect();
+    resolved
+        .into_iter()
+        .next()
+        .map(|ip| vec![ip])
+        .ok_or_else(|| format!("listen: '{h}' has no address"))
+}
+
+/// Decides whether a host/port names this server (`uri == myself`, `is_myself()`).
+#[derive(Clone, Debug, Default)]
+pub struct Myself {
+    /// Listen addresses (and advertised names) with their port and protocol.
+    sockets: Vec<(String, u16, Proto)>,
+    /// `alias=` entries: host (lower case), optional port (None: any), optional proto.
+    aliases: Vec<(String, Option<u16>, Option<Proto>)>,
+}
+
+fn canon_host(h: &str) -> String {
+    let h = h.trim_start_matches('[').trim_end_matches(']');
+    match h.parse::<IpAddr>() {
+        Ok(ip) => ip.to_string(),
+        Err(_) => h.to_ascii_lowercase(),
+    }
+}
+
+impl Myself {
+    pub fn new(listeners: &[Listener], cfg: &CoreConfig) -> Myself {
+        let mut m = Myself::default();
+        for l in listeners {
+            m.sockets
+                .push((l.addr.ip().to_string(), l.addr.port(), l.proto));
+            if let Some((h, p)) = &l.advertise
+                && !h.is_empty()
+            {
+                let port = if *p == 0 { l.addr.port() } else { *p };
+                m.sockets.push((canon_host(h), port, l.proto));
+            }
+        }
+        for a in &cfg.aliases {
+            m.aliases.push((
+                canon_host(&a.host),
+                a.port,
+                a.proto.as_deref().and_then(Proto::parse),
+            ));
+        }
+        if cfg.auto_aliases
+            && let Ok(name) = hostname()
+        {
+            // Kamailio adds the names its listen addresses resolve back to; the local host
+            // name is the one that matters in practice.
+            for (_, port, proto) in m.sockets.clone() {
+                m.aliases
+                    .push((name.to_ascii_lowercase(), Some(port), Some(proto)));
+            }
+        }
+        m
+    }
+
+    /// Adds an alias at run time (`KSR.corex.add_alias`, `alias=` from RPC...).
+    pub fn add_alias(&mut self, host: &str, port: Option<u16>, proto: Option<Proto>) {
+        self.aliases.push((canon_host(host), port, proto));
+    }
+
+    /// True when `host:port` (port 0/None = the default 5060) over `proto` (None = any) is
+    /// one of our sockets or aliases.
+    pub fn check(&self, host: &[u8], port: Option<u16>, proto: Option<Proto>) -> bool {
+        let Ok(host) = std::str::from_utf8(host) else {
+            return false;
+        };
+        let host = canon_host(host);
+        let port = match port {
+            None | Some(0) => 5060,
+            Some(p) => p,
+        };
+        let proto_ok = |p: Proto| proto.is_none_or(|want| want == p);
+        self.sockets
+            .iter()
+            .any(|(h, p, pr)| *h == host && *p == port && proto_ok(*pr))
+            || self.aliases.iter().any(|(h, p, pr)| {
+                *h == host && p.is_none_or(|p| p == port) && pr.is_none_or(proto_ok)
+            })
+    }
+
+    /// True when `ip` is one of our listen addresses (any port), for `src_ip == myself`.
+    pub fn check_ip(&self, ip: IpAddr) -> bool {
+        let s = ip.to_string();
+        self.sockets.iter().any(|(h, _, _)| *h == s)
+    }
+}
+
+fn hostname() -> Result<String, ()> {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates on success.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return Err(());
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8(buf[..end].to_vec()).map_err(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Alias;
+
+    fn spec(proto: Option<&str>, host: &str, port: Option<u16>) -> SocketSpec {
+        SocketSpec {
+            proto: proto.map(String::from),
+            host: host.into(),
+            port,
+            ..SocketSpec::default()
+        }
+    }
+
+    #[test]
+    fn expands_listen_specs() {
+        let cfg = CoreConfig {
+            listen: vec![
+                spec(Some("udp"), "127.0.0.1", Some(5070)),
+                spec(None, "[::1]", None),
+            ],
+            port: 5080,
+            ..CoreConfig::default()
+        };
+        let l = resolve_listeners(&cfg).unwrap();
+        let got: Vec<String> = l.iter().map(|l| l.sock_str()).collect();
+        assert_eq!(
+            got,
+            vec!["udp:127.0.0.1:5070", "udp:[::1]:5080", "tcp:[::1]:5080"]
+        );
+        let bad = CoreConfig {
+            listen: vec![spec(Some("tls"), "127.0.0.1", None)],
+            ..CoreConfig::default()
+        };
+        assert!(
+            resolve_listeners(&bad)
+                .unwrap_err()
+                .contains("not supported")
+        );
+    }
+
+    #[test]
+    fn myself_matches_sockets_and_aliases() {
+        let cfg = CoreConfig {
+            listen: vec![spec(Some("udp"), "127.0.0.1", Some(5070))],
+            aliases: vec![Alias {
+                host: "Example.COM".into(),
+                port: None,
+                proto: None,
+            }],
+            auto_aliases: false,
+            ..CoreConfig::default()
+        };
+        let l = resolve_listeners(&cfg).unwrap();
+        let m = Myself::new(&l, &cfg);
+        assert!(m.check(b"127.0.0.1", Some(5070), None));
+        assert!(
+            !m.check(b"127.0.0.1", None, None),
+            "default port 5060 differs"
+        );
+        assert!(!m.check(b"127.0.0.1", Some(5070), Some(Proto::Tcp)));
+        assert!(m.check(b"example.com", Some(1234), None));
+        assert!(!m.check(b"other.com", Some(5070), None));
+        assert!(m.check_ip("127.0.0.1".parse().unwrap()));
+    }
+}
