@@ -1,36 +1,25 @@
-//! PLACEHOLDER until the sipmsg branch lands: the smallest message type the spine needs.
-use bytes::Bytes;
+//! The SIP message model: a zero-copy parser with lazily parsed typed headers, and recorded
+//! changes applied once when the message is sent.
+//!
+//! Parsing a received message only splits the start line and indexes header lines (name and
+//! value ranges, known header kinds incl. compact forms). Typed values — URIs, name-addrs,
+//! Via lists, CSeq, digest credentials — are parsed on first access and cached; they refer to
+//! the original buffer (`Bytes` slices), so nothing is copied.
 
-#[derive(Clone, Debug)]
-pub struct SipMsg {
-    buf: Bytes,
-}
+pub mod auth;
+pub mod hdr;
+pub mod method;
+pub mod msg;
+pub mod nameaddr;
+pub mod reply;
+pub mod scan;
+pub mod uri;
+pub mod via;
 
-#[derive(Debug, thiserror::Error)]
-#[error("bad message")]
-pub struct ParseError;
-
-impl SipMsg {
-    pub fn parse(buf: Bytes) -> Result<SipMsg, ParseError> {
-        if buf.starts_with(b"SIP/2.0 ") || buf.windows(8).any(|w| w == b" SIP/2.0") {
-            Ok(SipMsg { buf })
-        } else {
-            Err(ParseError)
-        }
-    }
-    pub fn is_request(&self) -> bool {
-        !self.buf.starts_with(b"SIP/2.0 ")
-    }
-    pub fn buf(&self) -> &Bytes {
-        &self.buf
-    }
-}
-
-impl SipMsg {
-    /// The faked message Kamailio uses for routes that run without a SIP message.
-    pub fn faked() -> SipMsg {
-        SipMsg {
-            buf: Bytes::from_static(b"OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"),
-        }
-    }
-}
+pub use auth::Credentials;
+pub use hdr::{HdrKind, kind_of};
+pub use method::Method;
+pub use msg::{CSeq, Contacts, Edit, FirstLine, HdrError, Header, Limits, ParseError, SipMsg};
+pub use nameaddr::NameAddr;
+pub use uri::{Scheme, Uri, UriError};
+pub use via::Via;
