@@ -103,7 +103,10 @@ pub enum ParamValue {
     /// `advertised_address=...`, `tcp_source_ipv4=...`: a host or address.
     Host(String),
     /// `kemi.request_route_callback = "..."` and `coreparam[...]`: key and value.
-    Keyed { key: String, value: Literal },
+    Keyed {
+        key: String,
+        value: Literal,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq)]

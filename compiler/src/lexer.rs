@@ -64,9 +64,13 @@ pub enum RawTok {
     SqStr(Vec<u8>),
 
     #[regex(r"[0-9]+", dec_or_oct)]
-    #[regex(r"0x[0-9a-fA-F]+", hex)]
-    #[regex(r"[01]+b", bin)]
+    #[regex(r"0x[0-9a-fA-F]+", hex, priority = 10)]
+    #[regex(r"[01]+b", bin, priority = 10)]
     Int(i64),
+
+    /// An alphanumeric word starting with a digit (`3gppnetwork` in host names).
+    #[regex(r"[0-9]+[a-zA-Z_][a-zA-Z0-9_]*", |l| l.slice().to_string())]
+    NumId(String),
 
     #[regex(
         r"([0-9a-fA-F]{1,4}:){7}[0-9a-fA-F]{1,4}|([0-9a-fA-F]{1,4}:){1,7}(:[0-9a-fA-F]{1,4}){1,7}|:(:[0-9a-fA-F]{1,4}){1,7}|([0-9a-fA-F]{1,4}:){1,7}:|::",
@@ -264,22 +268,26 @@ fn skip_line(lex: &mut Lexer<'_, RawTok>) {
     lex.bump(n);
 }
 
-fn hash_comment_or_directive(lex: &mut Lexer<'_, RawTok>) -> logos::FilterResult<DirectiveTok, LexError> {
+fn hash_comment_or_directive(
+    lex: &mut Lexer<'_, RawTok>,
+) -> logos::FilterResult<DirectiveTok, LexError> {
     if let Some(rest) = lex.remainder().strip_prefix('!') {
         let _ = rest;
         lex.bump(1);
         if let Some(d) = read_directive(lex) {
             return logos::FilterResult::Emit(d);
         }
-        // `#!` followed by something else: Kamailio reports it; keep the word for the
-        // message.
+        // `#!` followed by anything else is a comment for Kamailio; keep the word so the
+        // preprocessor can warn about a likely typo (`#!defin`).
         let word: String = lex
             .remainder()
             .chars()
-            .take_while(|c| !c.is_whitespace())
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
             .collect();
-        lex.bump(word.len());
         skip_line(lex);
+        if word.is_empty() {
+            return logos::FilterResult::Skip;
+        }
         return logos::FilterResult::Emit(DirectiveTok {
             name: format!("!{word}"),
             rest: String::new(),
@@ -290,11 +298,16 @@ fn hash_comment_or_directive(lex: &mut Lexer<'_, RawTok>) -> logos::FilterResult
     logos::FilterResult::Skip
 }
 
-fn slash_comment_or_directive(lex: &mut Lexer<'_, RawTok>) -> logos::FilterResult<DirectiveTok, LexError> {
+fn slash_comment_or_directive(
+    lex: &mut Lexer<'_, RawTok>,
+) -> logos::FilterResult<DirectiveTok, LexError> {
     if lex.remainder().starts_with('!') {
         lex.bump(1);
         if let Some(d) = read_directive(lex)
-            && matches!(d.name.as_str(), "KAMAILIO" | "OPENSER" | "SER" | "MAXCOMPAT" | "ALL")
+            && matches!(
+                d.name.as_str(),
+                "KAMAILIO" | "OPENSER" | "SER" | "MAXCOMPAT" | "ALL"
+            )
         {
             return logos::FilterResult::Emit(d);
         }
@@ -474,7 +487,10 @@ fn pv_token(lex: &mut Lexer<'_, RawTok>) -> Result<String, LexError> {
             let mut n = rem.iter().take_while(|b| is_id(**b)).count();
             // AVP class prefix `$f.name` (MAXCOMPAT) stays in one token.
             if rem.get(n) == Some(&b'.')
-                && matches!(&rem[..n], b"f" | b"t" | b"fr" | b"tr" | b"fu" | b"tu" | b"fd" | b"td" | b"g")
+                && matches!(
+                    &rem[..n],
+                    b"f" | b"t" | b"fr" | b"tr" | b"fu" | b"tu" | b"fd" | b"td" | b"g"
+                )
                 && rem.get(n + 1).is_some_and(|b| is_id_start(*b))
             {
                 n += 1 + rem[n + 1..].iter().take_while(|b| is_id(**b)).count();
@@ -581,9 +597,23 @@ mod tests {
         let t = toks(r#""a\tb\"c\x41\101\." 'raw\n' 0x1F 017 101b 42"#);
         assert_eq!(t[0], RawTok::DqStr(b"a\tb\"cAA\\.".to_vec()));
         assert_eq!(t[1], RawTok::SqStr(b"raw\\n".to_vec()));
-        assert_eq!(&t[2..], &[RawTok::Int(31), RawTok::Int(15), RawTok::Int(5), RawTok::Int(42)]);
-        assert!(matches!(lex("\"abc")[0].0, Err(LexError::UnterminatedString)));
-        assert!(matches!(lex("/* x")[0].0, Err(LexError::UnterminatedComment)));
+        assert_eq!(
+            &t[2..],
+            &[
+                RawTok::Int(31),
+                RawTok::Int(15),
+                RawTok::Int(5),
+                RawTok::Int(42)
+            ]
+        );
+        assert!(matches!(
+            lex("\"abc")[0].0,
+            Err(LexError::UnterminatedString)
+        ));
+        assert!(matches!(
+            lex("/* x")[0].0,
+            Err(LexError::UnterminatedComment)
+        ));
     }
 
     #[test]
@@ -598,7 +628,15 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["$ru", "$var(x)", "$(hdr(Via)[0]{s.len})", "$?", "$f.name", "$sht(a=>$si)", "$avp(s:x)"]
+            [
+                "$ru",
+                "$var(x)",
+                "$(hdr(Via)[0]{s.len})",
+                "$?",
+                "$f.name",
+                "$sht(a=>$si)",
+                "$avp(s:x)"
+            ]
         );
         assert!(lex("$(a").iter().any(|(t, _)| t.is_err()));
     }

@@ -84,7 +84,11 @@ pub struct Preprocessor<'s> {
 }
 
 /// Runs the preprocessor on `file` (already in `sources`).
-pub fn preprocess(sources: &mut SourceMap, file: FileId, opts: &Options) -> (Output, Vec<Diagnostic>) {
+pub fn preprocess(
+    sources: &mut SourceMap,
+    file: FileId,
+    opts: &Options,
+) -> (Output, Vec<Diagnostic>) {
     let mut pp = Preprocessor {
         sources,
         defines: HashMap::new(),
@@ -203,8 +207,8 @@ impl Preprocessor<'_> {
                 return bytes.len();
             };
             let at = pos + i;
-            let is_prefix = bytes.get(at + 1) == Some(&b'!')
-                && (bytes[at] == b'#' || bytes[at] == b'!');
+            let is_prefix =
+                bytes.get(at + 1) == Some(&b'!') && (bytes[at] == b'#' || bytes[at] == b'!');
             if !is_prefix {
                 pos = at + 1;
                 continue;
@@ -243,7 +247,8 @@ impl Preprocessor<'_> {
             "trydef" if exists => return,
             "redef" => {}
             _ if exists => {
-                self.diags.push(Diagnostic::error(span, format!("already defined: {name}")));
+                self.diags
+                    .push(Diagnostic::error(span, format!("already defined: {name}")));
                 return;
             }
             _ => {}
@@ -304,17 +309,21 @@ impl Preprocessor<'_> {
                     f.else_seen = true;
                     f.active = f.parent_active && !f.cond;
                 }
-                Some(_) => self
-                    .diags
-                    .push(Diagnostic::error(span, "duplicate #!else for the same #!ifdef")),
-                None => self
-                    .diags
-                    .push(Diagnostic::error(span, "#!else without #!ifdef/#!ifndef/#!ifexp")),
+                Some(_) => self.diags.push(Diagnostic::error(
+                    span,
+                    "duplicate #!else for the same #!ifdef",
+                )),
+                None => self.diags.push(Diagnostic::error(
+                    span,
+                    "#!else without #!ifdef/#!ifndef/#!ifexp",
+                )),
             },
             "endif" => {
                 if self.ifs.pop().is_none() {
-                    self.diags
-                        .push(Diagnostic::error(span, "#!endif without #!ifdef/#!ifndef/#!ifexp"));
+                    self.diags.push(Diagnostic::error(
+                        span,
+                        "#!endif without #!ifdef/#!ifndef/#!ifexp",
+                    ));
                 }
             }
             _ if !active => {}
@@ -410,7 +419,11 @@ impl Preprocessor<'_> {
                     Ok((re, repl, flags)) => {
                         let global = flags.contains('g');
                         let icase = flags.contains('i');
-                        let re_text = if icase { format!("(?i){re}") } else { re.clone() };
+                        let re_text = if icase {
+                            format!("(?i){re}")
+                        } else {
+                            re.clone()
+                        };
                         match regex::Regex::new(&re_text) {
                             Ok(rx) => {
                                 if d.name != "subst" {
@@ -433,9 +446,10 @@ impl Preprocessor<'_> {
                             )),
                         }
                     }
-                    Err(e) => self
-                        .diags
-                        .push(Diagnostic::error(span, format!("bad {} expression: {e}", d.name))),
+                    Err(e) => self.diags.push(Diagnostic::error(
+                        span,
+                        format!("bad {} expression: {e}", d.name),
+                    )),
                 }
             }
             "include_file" | "import_file" => match quoted_arg_bytes(rest) {
@@ -451,8 +465,11 @@ impl Preprocessor<'_> {
             other => {
                 let word = other.trim_start_matches('!');
                 self.diags.push(
-                    Diagnostic::error(span, format!("unknown preprocessor directive '#!{word}'"))
-                        .with_note(
+                    Diagnostic::warning(
+                        span,
+                        format!("unknown preprocessor directive '#!{word}', treated as a comment (as Kamailio does)"),
+                    )
+                    .with_note(
                             "known directives: define, trydef, redefine, undef, tryundef, ifdef, ifndef, ifexp, else, endif, defexp(s), defenv(s), trydefenv(s), subst, substdef(s), include_file, import_file",
                         ),
                 );
@@ -562,6 +579,7 @@ impl Preprocessor<'_> {
             RawTok::SqStr(s) => Tok::Str(Bytes::from(self.apply_substs(&s).unwrap_or(s))),
             RawTok::Int(i) => Tok::Int(i),
             RawTok::Ipv6(s) => Tok::Ipv6(s),
+            RawTok::NumId(s) => Tok::NumId(s),
             RawTok::ColonWord(w) => Tok::Field(match w.as_str() {
                 "msg:len" => MsgField::MsgLen,
                 "uri:host" => MsgField::UriHost,
@@ -650,7 +668,8 @@ impl Preprocessor<'_> {
                     .map(|s| s.trim().to_string())
             })
             .flatten();
-            let name = direct_text.unwrap_or_else(|| parts.iter().map(|(t, _)| token_text(t)).collect());
+            let name =
+                direct_text.unwrap_or_else(|| parts.iter().map(|(t, _)| token_text(t)).collect());
             let name_span = match (parts.first(), parts.last()) {
                 (Some((_, a)), Some((_, b))) => a.to(*b),
                 _ => open_span,
@@ -660,6 +679,27 @@ impl Preprocessor<'_> {
                 [(Tok::Str(s), _)] => String::from_utf8_lossy(s).into_owned(),
                 _ => name,
             };
+            let is_event = matches!(
+                self.out.get(open.wrapping_sub(1)),
+                Some((Tok::RouteKw("event_route"), _))
+            );
+            let valid = if is_event {
+                valid_event_route_name(&name)
+            } else {
+                matches!(
+                    parts.as_slice(),
+                    [(Tok::Ident(_) | Tok::Int(_) | Tok::Str(_), _)]
+                )
+            };
+            if !valid {
+                let what = if is_event {
+                    "bad event route name (expected module:event, e.g. htable:mod-init)"
+                } else {
+                    "bad route name (expected a name, a number or a quoted string)"
+                };
+                self.diags
+                    .push(Diagnostic::error(name_span, format!("{what}: '{name}'")));
+            }
             self.out.push((Tok::RouteName(name), name_span));
             self.out.push((tok, span));
             self.route_name = None;
@@ -674,7 +714,12 @@ impl Preprocessor<'_> {
         }
         if let Tok::Str(s) = &tok {
             let prev = self.out.last().map(|(t, _)| t);
-            let prev2 = self.out.len().checked_sub(2).and_then(|i| self.out.get(i)).map(|(t, _)| t);
+            let prev2 = self
+                .out
+                .len()
+                .checked_sub(2)
+                .and_then(|i| self.out.get(i))
+                .map(|(t, _)| t);
             if matches!(prev, Some(Tok::LoadModule | Tok::LoadModuleX))
                 || (matches!(prev, Some(Tok::LParen))
                     && matches!(prev2, Some(Tok::LoadModule | Tok::LoadModuleX)))
@@ -683,9 +728,7 @@ impl Preprocessor<'_> {
                 let base = p.rsplit('/').next().unwrap_or(&p);
                 let base = base.strip_suffix(".so").unwrap_or(base);
                 let def = format!("MOD_{base}");
-                self.defines
-                    .entry(def)
-                    .or_insert(Define { value: None });
+                self.defines.entry(def).or_insert(Define { value: None });
             }
         }
         self.out.push((tok, span));
@@ -712,6 +755,23 @@ impl Preprocessor<'_> {
         }
         self.expanding.pop();
     }
+}
+
+/// Kamailio's EVENT_RT_NAME: `[a-zA-Z][0-9a-zA-Z-]*(":"[a-zA-Z][0-9a-zA-Z_-]*)+`.
+fn valid_event_route_name(name: &str) -> bool {
+    let mut parts = name.split(':');
+    let first_ok = parts.next().is_some_and(|p| {
+        p.starts_with(|c: char| c.is_ascii_alphabetic())
+            && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    });
+    let mut n = 0;
+    let rest_ok = parts.all(|p| {
+        n += 1;
+        p.starts_with(|c: char| c.is_ascii_alphabetic())
+            && p.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    first_ok && rest_ok && n > 0
 }
 
 /// Text of a token for reconstructing names from define expansions.
@@ -949,7 +1009,10 @@ impl ExprParser<'_> {
                 let r = self.add()?;
                 let ord = match (&l, &r) {
                     (PVal::Str(a), PVal::Str(b)) => a.cmp(b),
-                    _ => l.num().partial_cmp(&r.num()).unwrap_or(std::cmp::Ordering::Equal),
+                    _ => l
+                        .num()
+                        .partial_cmp(&r.num())
+                        .unwrap_or(std::cmp::Ordering::Equal),
                 };
                 use std::cmp::Ordering::*;
                 let b = match op {
@@ -1092,14 +1155,20 @@ mod tests {
 
     #[test]
     fn skipped_regions_are_not_lexed() {
-        let (t, d) = run("#!ifdef NOPE\nit's \"unbalanced\n#!ifdef X\n#!endif\n#!else\nok\n#!endif\n", &[]);
+        let (t, d) = run(
+            "#!ifdef NOPE\nit's \"unbalanced\n#!ifdef X\n#!endif\n#!else\nok\n#!endif\n",
+            &[],
+        );
         assert!(d.is_empty(), "{d:?}");
         assert_eq!(t, vec![Tok::Ident("ok".into())]);
     }
 
     #[test]
     fn command_line_defines_and_ifexp() {
-        let (t, _) = run("#!ifexp A > 3 && B == \"x\"\nyes_branch\n#!endif\n", &[("A", Some("5")), ("B", Some("\"x\""))]);
+        let (t, _) = run(
+            "#!ifexp A > 3 && B == \"x\"\nyes_branch\n#!endif\n",
+            &[("A", Some("5")), ("B", Some("\"x\""))],
+        );
         assert_eq!(t, vec![Tok::Ident("yes_branch".into())]);
         let (t, _) = run("#!defexp C A * 2\nC", &[("A", Some("21"))]);
         assert_eq!(t, vec![Tok::Int(42)]);
@@ -1113,8 +1182,10 @@ mod tests {
         assert!(d[0].message.contains("missing #!endif"));
         let (_, d) = run("#!endif\n", &[]);
         assert!(d[0].message.contains("without"));
-        let (_, d) = run("#!bogus x\n", &[]);
+        let (t, d) = run("#!bogus x\nafter", &[]);
         assert!(d[0].message.contains("unknown preprocessor directive"));
+        assert!(!d[0].is_error(), "Kamailio treats it as a comment");
+        assert_eq!(t, vec![Tok::Ident("after".into())]);
         let (_, d) = run("include_file \"/no/such/file.cfg\"\n", &[]);
         assert!(d[0].message.contains("cannot open included file"));
         let (_, d) = run("import_file \"/no/such/file.cfg\"\n", &[]);
@@ -1127,11 +1198,17 @@ mod tests {
 
     #[test]
     fn route_names_and_subst() {
-        let (t, _) = run("event_route[tm:branch-failure] route[R-1] route[\"q\"]", &[]);
+        let (t, _) = run(
+            "event_route[tm:branch-failure] route[R-1] route[\"q\"]",
+            &[],
+        );
         assert_eq!(t[2], Tok::RouteName("tm:branch-failure".into()));
         assert_eq!(t[6], Tok::RouteName("R-1".into()));
         assert_eq!(t[10], Tok::RouteName("q".into()));
-        let (t, _) = run("#!subst \"/HOST/example.com/g\"\n\"sip:HOST\" $var(HOST)", &[]);
+        let (t, _) = run(
+            "#!subst \"/HOST/example.com/g\"\n\"sip:HOST\" $var(HOST)",
+            &[],
+        );
         assert_eq!(t[0], Tok::Str(Bytes::from_static(b"sip:example.com")));
         assert_eq!(t[1], Tok::Pv("$var(example.com)".into()));
         let (t, _) = run("#!substdef \"/PORT/5060/\"\nPORT", &[]);

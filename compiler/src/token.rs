@@ -16,6 +16,8 @@ pub enum Tok {
     /// `@select.path`.
     Select(String),
     Ipv6(String),
+    /// A word starting with a digit (`3gppnetwork`), only valid in host names.
+    NumId(String),
     /// The text between `[` and `]` after a route keyword (`route[MY-ROUTE]`,
     /// `event_route[tm:branch-failure]`).
     RouteName(String),
@@ -187,6 +189,7 @@ impl fmt::Display for Tok {
             Tok::Ident(s) => return write!(f, "identifier '{s}'"),
             Tok::Pv(s) | Tok::Avp(s) | Tok::Select(s) => return write!(f, "'{s}'"),
             Tok::Ipv6(s) => return write!(f, "address {s}"),
+            Tok::NumId(s) => return write!(f, "'{s}'"),
             Tok::RouteName(s) => return write!(f, "route name '{s}'"),
             Tok::RouteKw(k) => k,
             Tok::Proto(p) => return write!(f, "'{p}'"),
