@@ -1,3 +1,16 @@
-fn main() {
-    println!("ksr");
+//! `ksr`: run Kamailio routing logic (native cfg or KEMI scripts).
+
+mod cli;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    match cli::run(args) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("ksr: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

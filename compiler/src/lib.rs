@@ -6,5 +6,7 @@ pub mod frontend;
 pub mod lexer;
 pub mod parser;
 pub mod preprocess;
+pub mod pretty;
+pub mod report;
 pub mod source;
 pub mod token;

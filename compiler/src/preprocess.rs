@@ -540,12 +540,12 @@ impl Preprocessor<'_> {
     fn emit_raw(&mut self, t: RawTok, span: Span, direct: bool) {
         let tok = match t {
             RawTok::Ident(name) => {
-                if let Some(def) = self.defines.get(&name) {
-                    if !self.expanding.contains(&name) {
-                        let value = def.value.clone().unwrap_or_default();
-                        self.expand(&name, &value, span);
-                        return;
-                    }
+                if let Some(def) = self.defines.get(&name)
+                    && !self.expanding.contains(&name)
+                {
+                    let value = def.value.clone().unwrap_or_default();
+                    self.expand(&name, &value, span);
+                    return;
                 }
                 keyword(&name).unwrap_or(Tok::Ident(name))
             }
@@ -818,18 +818,19 @@ fn parse_subst(s: &str) -> Result<(String, String, String), &'static str> {
     let mut parts = vec![String::new()];
     let mut esc = false;
     for c in chars {
+        let Some(cur) = parts.last_mut() else { break };
         if esc {
             if c != delim {
-                parts.last_mut().map(|p| p.push('\\'));
+                cur.push('\\');
             }
-            parts.last_mut().map(|p| p.push(c));
+            cur.push(c);
             esc = false;
         } else if c == '\\' {
             esc = true;
         } else if c == delim {
             parts.push(String::new());
         } else {
-            parts.last_mut().map(|p| p.push(c));
+            cur.push(c);
         }
     }
     if parts.len() != 3 {

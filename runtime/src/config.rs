@@ -169,6 +169,18 @@ impl CoreConfig {
                 ItemKind::CfgVar {
                     group, var, value, ..
                 } => {
+                    // `kemi.request_route_callback = "..."` and friends configure the engines.
+                    if group.name == "kemi" {
+                        match literal_str(value) {
+                            Some(v) => {
+                                c.kemi_callbacks.insert(var.name.clone(), v);
+                            }
+                            None => errors.push(ConfigError {
+                                span: item.span,
+                                message: format!("kemi.{}: a string is expected", var.name),
+                            }),
+                        }
+                    }
                     c.cfg_vars
                         .insert(format!("{}.{}", group.name, var.name), value.clone());
                 }
@@ -206,6 +218,10 @@ impl CoreConfig {
             "tcp_children" => self.tcp_children = Some(positive(name, int()?)?),
             "listen" => match value {
                 ParamValue::Sockets(s) => self.listen.extend(s.iter().cloned()),
+                // `listen="udp:1.2.3.4:5060"` (often from a #!define'd string).
+                ParamValue::Literal(Literal::Str(s)) => self
+                    .listen
+                    .push(socket_from_text(&String::from_utf8_lossy(s))?),
                 other => return Err(format!("listen: unexpected value {other:?}")),
             },
             "socket" => match value {
@@ -322,6 +338,41 @@ fn param_str(name: &str, value: &ParamValue) -> Result<String, String> {
         ParamValue::Sockets(s) if s.len() == 1 => Ok(s[0].host.clone()),
         _ => Err(format!("{name}: a string is expected")),
     }
+}
+
+/// Parses `[proto:]host[:port]` text.
+fn socket_from_text(t: &str) -> Result<SocketSpec, String> {
+    let t = t.trim();
+    let (proto, rest) = match t.split_once(':') {
+        Some((p, r)) if crate::transport::Proto::parse(p).is_some() => {
+            (Some(p.to_ascii_lowercase()), r)
+        }
+        _ => (None, t),
+    };
+    let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+        let (h, after) = r
+            .split_once(']')
+            .ok_or_else(|| format!("listen: bad address '{t}'"))?;
+        (h.to_string(), after.strip_prefix(':'))
+    } else {
+        match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), Some(p)),
+            _ => (rest.to_string(), None),
+        }
+    };
+    let port = match port {
+        Some(p) => Some(
+            p.parse::<u16>()
+                .map_err(|_| format!("listen: bad port in '{t}'"))?,
+        ),
+        None => None,
+    };
+    Ok(SocketSpec {
+        proto,
+        host,
+        port,
+        ..SocketSpec::default()
+    })
 }
 
 /// `socket = { bind = udp:1.2.3.4:5060; advertise = ...; name = "..."; }`.

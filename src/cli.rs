@@ -1,0 +1,120 @@
+//! Command line: argument parsing and the sub-commands.
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use compiler::diag::Diagnostic;
+use compiler::frontend::{ParseResult, parse_file};
+use compiler::preprocess::Options;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "ksr",
+    version,
+    about = "SIP routing server running Kamailio routing logic"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Check a configuration like `kamailio -c`: syntax, modules, parameters, names.
+    Check(CheckArgs),
+}
+
+/// Options shared by every command that reads a cfg.
+#[derive(Args, Clone)]
+pub struct CfgArgs {
+    /// The configuration file.
+    #[arg(
+        short = 'f',
+        long = "file",
+        default_value = "/etc/kamailio/kamailio.cfg"
+    )]
+    pub file: PathBuf,
+    /// Define NAME (or NAME=VALUE) before reading the file, like `kamailio -A`.
+    #[arg(short = 'A', long = "define", value_name = "NAME[=VALUE]")]
+    pub defines: Vec<String>,
+}
+
+impl CfgArgs {
+    pub fn options(&self) -> Options {
+        Options {
+            defines: self
+                .defines
+                .iter()
+                .map(|d| match d.split_once('=') {
+                    Some((k, v)) => (k.to_string(), Some(v.to_string())),
+                    None => (d.clone(), None),
+                })
+                .collect(),
+        }
+    }
+}
+
+#[derive(Args)]
+struct CheckArgs {
+    #[command(flatten)]
+    cfg: CfgArgs,
+    /// Stop after parsing: no module or name resolution (for tooling, and for configs that
+    /// load modules ksr does not ship).
+    #[arg(long)]
+    syntax_only: bool,
+    /// Print the preprocessed configuration (like `kamailio --cfg-print`).
+    #[arg(long)]
+    cfg_print: bool,
+    /// Only print the Kamailio-style one-line messages.
+    #[arg(long)]
+    one_line: bool,
+}
+
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Check(a) => check(a),
+    }
+}
+
+/// Prints diagnostics in both forms; returns the number of errors.
+pub fn report(r: &ParseResult, diags: &[Diagnostic], one_line_only: bool) -> usize {
+    let color = std::io::stderr().is_terminal();
+    if !one_line_only && !diags.is_empty() {
+        eprint!("{}", compiler::report::render(&r.sources, diags, color));
+    }
+    for d in diags {
+        eprintln!("{}", compiler::report::one_line(&r.sources, d));
+    }
+    diags.iter().filter(|d| d.is_error()).count()
+}
+
+fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
+    let r = parse_file(&a.cfg.file, &a.cfg.options())
+        .with_context(|| format!("cannot read {}", a.cfg.file.display()))?;
+    let mut diags = r.diagnostics.clone();
+    if a.cfg_print
+        && let Some(c) = &r.config
+    {
+        print!("{}", compiler::pretty::print(c));
+    }
+    if !a.syntax_only
+        && !r.has_errors()
+        && let Some(cfg) = &r.config
+        && let Err(errs) = runtime::Setup::from_config(cfg)
+    {
+        diags.extend(
+            errs.into_iter()
+                .map(|e| Diagnostic::error(e.span, e.message)),
+        );
+    }
+    diags.sort_by_key(|d| (d.span.file, d.span.lo));
+    let errors = report(&r, &diags, a.one_line);
+    if errors > 0 {
+        eprintln!("ERROR: bad config file ({errors} errors)");
+        return Ok(ExitCode::FAILURE);
+    }
+    eprintln!("config file ok, exiting...");
+    Ok(ExitCode::SUCCESS)
+}
