@@ -5,9 +5,11 @@ use compiler::frontend::{ParseResult, parse_file, parse_str};
 use compiler::preprocess::Options;
 use std::path::{Path, PathBuf};
 
-fn real_cfgs() -> Vec<(PathBuf, Vec<(String, Option<String>)>)> {
+type Defines = Vec<(String, Option<String>)>;
+
+fn real_cfgs() -> Vec<(PathBuf, Defines)> {
     let mut out = vec![(PathBuf::from("/etc/kamailio/kamailio.cfg"), vec![])];
-    let all: Vec<(String, Option<String>)> = [
+    let all: Defines = [
         "WITH_MYSQL",
         "WITH_AUTH",
         "WITH_USRLOCDB",
