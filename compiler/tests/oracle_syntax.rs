@@ -70,7 +70,7 @@ fn oracle(cfg: &Path, defines: &[String]) -> OracleVerdict {
         let Some((file, tail)) = rest.split_once(", ") else {
             continue;
         };
-        let msg = tail.splitn(2, ": ").nth(1).unwrap_or("");
+        let msg = tail.split_once(": ").map(|x| x.1).unwrap_or("");
         if !is_syntax_message(msg) {
             continue;
         }
