@@ -24,6 +24,17 @@ pub struct Cli {
 enum Cmd {
     /// Check a configuration like `kamailio -c`: syntax, modules, parameters, names.
     Check(CheckArgs),
+    /// Run the SIP server on a configuration.
+    Run(RunArgs),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    cfg: CfgArgs,
+    /// Log level (overrides `debug=` of the cfg), Kamailio numbering: -5..3.
+    #[arg(long)]
+    debug: Option<i32>,
 }
 
 /// Options shared by every command that reads a cfg.
@@ -75,6 +86,7 @@ struct CheckArgs {
 pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.cmd {
         Cmd::Check(a) => check(a),
+        Cmd::Run(a) => run_server(a),
     }
 }
 
@@ -108,6 +120,13 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
             errs.into_iter()
                 .map(|e| Diagnostic::error(e.span, e.message)),
         );
+    } else if !a.syntax_only
+        && !r.has_errors()
+        && let Some(cfg) = &r.config
+        && let Ok(setup) = runtime::Setup::from_config(cfg)
+        && let Err(errs) = compiler::lower::compile(cfg, &setup.table, &setup.pvs)
+    {
+        diags.extend(errs);
     }
     diags.sort_by_key(|d| (d.span.file, d.span.lo));
     let errors = report(&r, &diags, a.one_line);
@@ -116,5 +135,58 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     }
     eprintln!("config file ok, exiting...");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reads, checks and compiles a cfg: the setup and the program, or the errors printed.
+fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program)>> {
+    let r = parse_file(&cfg.file, &cfg.options())
+        .with_context(|| format!("cannot read {}", cfg.file.display()))?;
+    let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
+        report(&r, &r.diagnostics, false);
+        return Ok(None);
+    };
+    let setup = match runtime::Setup::from_config(config) {
+        Ok(s) => s,
+        Err(errs) => {
+            let d: Vec<Diagnostic> = errs
+                .into_iter()
+                .map(|e| Diagnostic::error(e.span, e.message))
+                .collect();
+            report(&r, &d, false);
+            return Ok(None);
+        }
+    };
+    match compiler::lower::compile(config, &setup.table, &setup.pvs) {
+        Ok(p) => Ok(Some((setup, p))),
+        Err(d) => {
+            report(&r, &d, false);
+            Ok(None)
+        }
+    }
+}
+
+fn run_server(a: RunArgs) -> anyhow::Result<ExitCode> {
+    let Some((mut setup, program)) = load(&a.cfg)? else {
+        eprintln!("ERROR: bad config file");
+        return Ok(ExitCode::FAILURE);
+    };
+    if let Some(d) = a.debug {
+        setup.cfg.debug = d;
+    }
+    let signals = crate::signals::block_termination();
+    let factory = std::sync::Arc::new(runtime::native::NativeFactory {
+        program: std::sync::Arc::new(program),
+    });
+    let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let server = match runtime::server::Server::start(setup, factory, workdir) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    crate::signals::wait(&signals);
+    server.stop();
     Ok(ExitCode::SUCCESS)
 }

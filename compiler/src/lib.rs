@@ -4,6 +4,7 @@ pub mod core_params;
 pub mod diag;
 pub mod frontend;
 pub mod lexer;
+pub mod lower;
 pub mod parser;
 pub mod preprocess;
 pub mod pretty;

@@ -105,7 +105,7 @@ impl Default for CoreConfig {
             max_while_loops: 100,
             max_recursive_level: 256,
             max_branches: 12,
-            latency_cfg_log: 0,
+            latency_cfg_log: 3,
             latency_log: 0,
             latency_limit_action: 0,
             latency_limit_db: 0,

@@ -11,7 +11,7 @@ use crate::transport::{Proto, Received};
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use vm::RouteKind;
+use vm::{RouteKind, Value};
 
 /// Where the current message came from.
 #[derive(Clone, Debug)]
@@ -43,6 +43,18 @@ pub struct SendFlags {
     pub forward_close: bool,
     pub reply_no_connect: bool,
     pub reply_close: bool,
+}
+
+/// Per-message options set by core actions.
+#[derive(Clone, Debug, Default)]
+pub struct MsgOpts {
+    /// `force_rport()`: answer to the source port whatever the top Via says.
+    pub force_rport: bool,
+    /// `add_local_rport()`: put `;rport` in the Via this proxy adds.
+    pub local_rport: bool,
+    /// `set_advertised_address()` / `set_advertised_port()`.
+    pub advertised_address: Option<Bytes>,
+    pub advertised_port: Option<u16>,
 }
 
 /// An additional destination set by `append_branch()`, `lookup()`, ...
@@ -86,6 +98,7 @@ pub struct Ctx {
     /// `force_send_socket()` / `$fs`.
     pub force_socket: Option<usize>,
     pub send_flags: SendFlags,
+    pub opts: MsgOpts,
     /// Branches beyond the R-URI one.
     pub branches: Vec<Branch>,
     /// `drop` was requested for this message.
@@ -95,9 +108,18 @@ pub struct Ctx {
     /// When processing started (for `$TV`, latency logs).
     pub started: std::time::Instant,
 
+    /// `$avp(...)` values of this message, newest first (Kamailio's AVP list order).
+    pub avps: Vec<(Bytes, Value)>,
+    /// `$xavp(...)` lists of this message.
+    pub xavps: crate::modules::pv::xavp::XavpList,
+    /// Return code of the last action, for KEMI `$rc`-like reads outside the VM.
+    pub last_rc: i32,
+
     // ---- per worker ----
     /// Script flags (`setsflag`), kept across messages like Kamailio's per-process sflags.
     pub sflags: u64,
+    /// `$var(...)` values of this worker, by slot (see `modules::pv::vars`).
+    pub vars: Vec<Value>,
 }
 
 impl Ctx {
@@ -117,11 +139,16 @@ impl Ctx {
             ruri_q: -1,
             force_socket: None,
             send_flags: SendFlags::default(),
+            opts: MsgOpts::default(),
             branches: Vec::new(),
             drop: false,
             reply_hdrs: Vec::new(),
             started: std::time::Instant::now(),
+            avps: Vec::new(),
+            xavps: Default::default(),
+            last_rc: 1,
             sflags: 0,
+            vars: Vec::new(),
         }
     }
 
@@ -137,10 +164,14 @@ impl Ctx {
         self.ruri_q = -1;
         self.force_socket = None;
         self.send_flags = SendFlags::default();
+        self.opts = MsgOpts::default();
         self.branches.clear();
         self.drop = false;
         self.reply_hdrs.clear();
         self.started = std::time::Instant::now();
+        self.avps.clear();
+        self.xavps.clear();
+        self.last_rc = 1;
     }
 
     /// Runs a routing target through this worker's engine.
@@ -171,5 +202,9 @@ impl vm::Host for Ctx {
 
     fn pv_registry(&self) -> &'static vm::pv::PvRegistry<Self> {
         self.core.pvs
+    }
+
+    fn script_error(&mut self, msg: &str) {
+        crate::klog!(crate::log::L_ERR, "core", "{msg}");
     }
 }

@@ -8,6 +8,7 @@ pub mod engine;
 pub mod forward;
 pub mod log;
 pub mod modules;
+pub mod native;
 pub mod receive;
 pub mod rpc;
 pub mod server;

@@ -10,4 +10,6 @@ use crate::pv::PvRegistry;
 pub trait Host: Sized + 'static {
     fn ksr_table(&self) -> &'static KsrTable<Self>;
     fn pv_registry(&self) -> &'static PvRegistry<Self>;
+    /// Reports a run-time script error (logged by the host at error level).
+    fn script_error(&mut self, _msg: &str) {}
 }

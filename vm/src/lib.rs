@@ -8,7 +8,9 @@
 //! The crate is generic over the host context `C` (the runtime's per-worker message
 //! context), so it does not depend on the SIP runtime.
 
+pub mod interp;
 pub mod ksr;
+pub mod program;
 pub mod route;
 pub mod value;
 
@@ -17,5 +19,6 @@ pub use route::{RouteKind, RouteMask};
 pub use value::Value;
 pub mod host;
 pub mod pv;
+pub mod transform;
 
 pub use host::Host;

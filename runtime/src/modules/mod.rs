@@ -140,7 +140,10 @@ pub struct ModuleDef {
 /// Per-module shared state, one field per module that keeps any. Module `init` functions
 /// fill them; KSR functions reach them through `ctx.core.m`.
 #[derive(Default)]
-pub struct ModuleStates {}
+pub struct ModuleStates {
+    pub pv: pv::PvState,
+    pub maxfwd: maxfwd::MaxfwdState,
+}
 
 /// Module hooks the core calls at fixed points of message processing.
 #[derive(Default)]
@@ -255,8 +258,12 @@ impl Registrar<'_> {
 
 /// Every module ksr ships, in registration order.
 pub mod core;
+pub mod maxfwd;
+pub mod pv;
+pub mod sl;
+pub mod xlog;
 
-pub static MODULES: &[&ModuleDef] = &[];
+pub static MODULES: &[&ModuleDef] = &[&pv::MODULE, &sl::MODULE, &xlog::MODULE, &maxfwd::MODULE];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
 pub fn find(loadmodule_arg: &str) -> Option<&'static ModuleDef> {

@@ -6,6 +6,13 @@
 //! time for native configs, through a bounded cache for KEMI `KSR.pv.*` calls) into a
 //! [`PvSpec`]; reading or writing it then costs one indirect call into the class accessor.
 
+pub mod parse;
+
+pub use parse::{
+    PvParseError, format, format_into, get, has_pv, parse_format, parse_spec, parse_spec_prefix,
+    push_value, set,
+};
+
 use crate::value::Value;
 use bytes::Bytes;
 use std::any::Any;

@@ -1,0 +1,132 @@
+//! Kamailio's `sl` module: stateless replies (`sl_send_reply`, `send_reply`,
+//! `sl_reply_error`) with a To tag that is the same for retransmissions of a request.
+
+use super::core::actions::{arg_bytes, arg_int};
+use super::{ModuleDef, ParamDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log::L_ERR;
+use crate::sip::Method;
+use crate::sip::reply::{ReplySpec, build_reply};
+use crate::transport::{Destination, Proto};
+use std::hash::{Hash, Hasher};
+use std::net::SocketAddr;
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "sl",
+    params: &[ParamDef::int("bind_tm"), ParamDef::int("rich_redirect")],
+    register,
+    init: None,
+    notice: None,
+};
+
+const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
+
+fn register(r: &mut Registrar<'_>) {
+    r.kemi(
+        "sl",
+        "sl_send_reply",
+        &[I, S],
+        RetType::Int,
+        kemi_send_reply,
+    )
+    .native("sl_send_reply", REQ_FAIL_BRANCH);
+    r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_send_reply)
+        .native("send_reply", REQ_FAIL_BRANCH);
+    r.kemi("sl", "sl_reply_error", &[], RetType::Int, |c, _| {
+        Value::Int(send(c, 500, b"Server Internal Error") as i64)
+    })
+    .native("sl_reply_error", REQ_FAIL_BRANCH);
+}
+
+fn kemi_send_reply(c: &mut Ctx, a: &[Value]) -> Value {
+    let code = arg_int(a, 0);
+    let reason = arg_bytes(a, 1);
+    if !(100..=699).contains(&code) {
+        crate::klog!(L_ERR, "sl", "sl_send_reply: invalid code {code}");
+        return Value::Int(-1);
+    }
+    Value::Int(send(c, code as u16, &reason) as i64)
+}
+
+/// The To tag of a local reply: a per-process prefix and a hash of what identifies the
+/// request, so a retransmission gets the same tag.
+pub fn to_tag(c: &Ctx) -> String {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    c.msg.callid().hash(&mut h);
+    c.msg
+        .from()
+        .ok()
+        .and_then(|f| f.tag().cloned())
+        .hash(&mut h);
+    c.msg
+        .header(crate::sip::HdrKind::CSeq)
+        .map(|x| x.value.clone())
+        .hash(&mut h);
+    c.msg
+        .via1()
+        .ok()
+        .and_then(|v| v.branch().cloned())
+        .hash(&mut h);
+    let mut p = std::collections::hash_map::DefaultHasher::new();
+    c.core.listeners.first().map(|l| l.addr).hash(&mut p);
+    format!("{:016x}-{:08x}", p.finish(), h.finish() as u32)
+}
+
+/// Where a reply to the current request goes: the source address (RFC 3581 when rport is
+/// asked or forced), else the Via sent-by port, over the connection it came on.
+pub fn reply_destination(c: &Ctx) -> Destination {
+    let src = c.rcv.src;
+    let mut port = src.port();
+    if c.rcv.proto == Proto::Udp {
+        let force = c.opts.force_rport || c.core.cfg.force_rport;
+        if let Ok(v) = c.msg.via1()
+            && !force
+            && v.rport().is_none()
+        {
+            port = v.port.unwrap_or(5060);
+        }
+    }
+    let mut d = Destination::new(c.rcv.proto, SocketAddr::new(src.ip(), port));
+    d.listener = Some(c.rcv.listener);
+    d.conn = c.rcv.conn;
+    d.no_connect = c.send_flags.reply_no_connect;
+    d.close_after = c.send_flags.reply_close;
+    d
+}
+
+/// Builds and sends a stateless reply; returns Kamailio's return code.
+pub fn send(c: &mut Ctx, code: u16, reason: &[u8]) -> i32 {
+    if !c.msg.is_request() {
+        crate::klog!(L_ERR, "sl", "sl_send_reply: not a request");
+        return -1;
+    }
+    if c.msg.method() == Method::Ack {
+        return 1;
+    }
+    let tag = to_tag(c);
+    let server =
+        c.core.cfg.server_header.clone().unwrap_or_else(|| {
+            bytes::Bytes::from(concat!("ksr (", env!("CARGO_PKG_VERSION"), ")"))
+        });
+    let spec = ReplySpec {
+        code,
+        reason,
+        to_tag: Some(tag.as_bytes()),
+        extra_headers: &c.reply_hdrs,
+        server: c.core.cfg.server_signature.then_some(&server[..]),
+        body: None,
+        src: Some(c.rcv.src),
+        force_rport: c.opts.force_rport || c.core.cfg.force_rport,
+    };
+    let data = build_reply(&c.msg, &spec);
+    let dst = reply_destination(c);
+    match c.core.sender.send(&dst, &data) {
+        Ok(_) => 1,
+        Err(e) => {
+            crate::klog!(L_ERR, "sl", "failed to send reply: {e}");
+            -1
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Kamailio's `xlog` module: log lines with pseudo-variables expanded, at any level.
+
+use super::core::actions::arg_bytes;
+use super::{ModuleDef, ParamDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log;
+use vm::ksr::ParamType::Str as S;
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "xlog",
+    params: &[
+        ParamDef::int("buf_size"),
+        ParamDef::int("force_color"),
+        ParamDef::int("long_format"),
+        ParamDef::str("prefix"),
+        ParamDef::int("log_facility"),
+        ParamDef::str("log_colors").multi(),
+        ParamDef::int("methods_filter"),
+    ],
+    register,
+    init: None,
+    notice: None,
+};
+
+fn emit(level: i32, text: &[u8]) -> Value {
+    log::emit(level, "script", &String::from_utf8_lossy(text));
+    Value::Int(1)
+}
+
+fn level_of(b: &[u8]) -> i32 {
+    log::parse_level(&String::from_utf8_lossy(b)).unwrap_or(log::L_ERR)
+}
+
+fn register(r: &mut Registrar<'_>) {
+    // xlog(msg) logs at L_ERR, as Kamailio does.
+    r.native("xlog", &[S], RouteMask::ANY, |_, a| {
+        emit(log::L_ERR, &arg_bytes(a, 0))
+    });
+    r.native("xlog", &[S, S], RouteMask::ANY, |_, a| {
+        emit(level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1))
+    });
+    r.native("xlog", &[S, S, S], RouteMask::ANY, |_, a| {
+        emit(level_of(&arg_bytes(a, 1)), &arg_bytes(a, 2))
+    });
+    r.native("xlogl", &[S], RouteMask::ANY, |_, a| {
+        emit(log::L_ERR, &arg_bytes(a, 0))
+    });
+    r.native("xlogl", &[S, S], RouteMask::ANY, |_, a| {
+        emit(level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1))
+    });
+    for (name, f) in [
+        (
+            "xdbg",
+            (|_: &mut Ctx, a: &[Value]| emit(log::L_DBG, &arg_bytes(a, 0))) as vm::KsrFn<Ctx>,
+        ),
+        ("xinfo", |_, a| emit(log::L_INFO, &arg_bytes(a, 0))),
+        ("xnotice", |_, a| emit(log::L_NOTICE, &arg_bytes(a, 0))),
+        ("xwarn", |_, a| emit(log::L_WARN, &arg_bytes(a, 0))),
+        ("xerr", |_, a| emit(log::L_ERR, &arg_bytes(a, 0))),
+        ("xbug", |_, a| emit(log::L_BUG, &arg_bytes(a, 0))),
+        ("xcrit", |_, a| emit(log::L_CRIT, &arg_bytes(a, 0))),
+        ("xalert", |_, a| emit(log::L_ALERT, &arg_bytes(a, 0))),
+    ] {
+        r.native(name, &[S], RouteMask::ANY, f);
+    }
+}
