@@ -413,7 +413,8 @@ impl<C> Lowerer<'_, C> {
         }
         let mode = match (is_avp, op) {
             (false, _) => 0,
-            (true, ast::AssignOp::Set) => 1,
+            // Oracle: `$avp(a) = 1; $avp(a) = 2;` keeps both values (2, then 1).
+            (true, ast::AssignOp::Set) => 0,
             (true, ast::AssignOp::SetAll) => 2,
         };
         self.emit(Op::SetPv { pv, s, mode });
@@ -458,7 +459,13 @@ impl<C> Lowerer<'_, C> {
                     self.emit(Op::Route { d, route: id });
                 }
                 (None, Some(t)) => self.err(c.span, format!("route[{t}] is not defined")),
-                (None, None) => self.err(c.span, "route(...) needs a route name"),
+                (None, None) => match c.args.first() {
+                    Some(a) if c.args.len() == 1 => {
+                        let name = self.expr(a);
+                        self.emit(Op::RouteDyn { d, name });
+                    }
+                    _ => self.err(c.span, "route(...) needs a route name"),
+                },
             }
             return d;
         }

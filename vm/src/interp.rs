@@ -188,6 +188,28 @@ impl<'p> Vm<'p> {
                     }
                     Flow::Exit(c) => return Flow::Exit(c),
                 },
+                Op::RouteDyn { d, name } => {
+                    let n = as_bytes(&r!(name));
+                    let found = prog.routes.iter().position(|ri| {
+                        ri.kind == crate::route::RouteKind::Request
+                            && ri.name.as_deref().map(str::as_bytes) == Some(&n[..])
+                    });
+                    let Some(route) = found else {
+                        ctx.script_error(&format!(
+                            "route \"{}\" not found",
+                            String::from_utf8_lossy(&n)
+                        ));
+                        set!(d, Value::Int(-1));
+                        continue;
+                    };
+                    match self.exec(ctx, route as u32) {
+                        Flow::Return(c) => {
+                            self.last_rc = c;
+                            set!(d, Value::Int(c as i64));
+                        }
+                        Flow::Exit(c) => return Flow::Exit(c),
+                    }
+                }
                 Op::Bin { op, d, a, b } => {
                     let (x, y) = (r!(a), r!(b));
                     match binop(op, &x, &y) {

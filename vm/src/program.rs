@@ -88,6 +88,11 @@ pub enum Op {
         d: Reg,
         site: u32,
     },
+    /// `route($var(x))`: the sub-route named by the value of `name`, found at run time.
+    RouteDyn {
+        d: Reg,
+        name: Reg,
+    },
     /// Runs sub-route `route`; its return value goes to `d` and `$rc`.
     Route {
         d: Reg,

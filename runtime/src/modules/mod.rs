@@ -261,9 +261,16 @@ pub mod core;
 pub mod maxfwd;
 pub mod pv;
 pub mod sl;
+pub mod textops;
 pub mod xlog;
 
-pub static MODULES: &[&ModuleDef] = &[&pv::MODULE, &sl::MODULE, &xlog::MODULE, &maxfwd::MODULE];
+pub static MODULES: &[&ModuleDef] = &[
+    &pv::MODULE,
+    &sl::MODULE,
+    &xlog::MODULE,
+    &maxfwd::MODULE,
+    &textops::MODULE,
+];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
 pub fn find(loadmodule_arg: &str) -> Option<&'static ModuleDef> {

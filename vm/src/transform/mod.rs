@@ -119,3 +119,9 @@ pub fn lookup(name: &str) -> Option<&'static TransDef> {
 pub fn all() -> impl Iterator<Item = &'static TransDef> {
     TABLE.iter()
 }
+
+/// Parses a Kamailio substitution `/re/repl/flags` into a regex, a replacement in the
+/// `regex` crate's syntax (`\1` becomes `${1}`) and the global flag.
+pub fn parse_subst_expr(expr: &[u8]) -> Option<(regex::Regex, String, bool)> {
+    strs::parse_subst_public(expr)
+}

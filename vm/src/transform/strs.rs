@@ -392,6 +392,12 @@ pub fn re_subst(v: &Value, a: &[Value]) -> Option<Value> {
     Some(Value::from(out))
 }
 
+/// `parse_subst` with the replacement already converted for the regex crate.
+pub fn parse_subst_public(expr: &[u8]) -> Option<(regex::Regex, String, bool)> {
+    let (re, repl, g) = parse_subst(expr)?;
+    Some((re, convert_backrefs(&repl.replace('$', "$$")), g))
+}
+
 /// Parses Kamailio's `/re/repl/flags` (any delimiter).
 pub fn parse_subst(expr: &[u8]) -> Option<(regex::Regex, String, bool)> {
     let s = std::str::from_utf8(expr).ok()?;

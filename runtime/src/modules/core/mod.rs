@@ -2,7 +2,7 @@
 //! `setflag`, `seturi`, ...). Always loaded.
 
 pub mod actions;
-mod hdr;
+pub mod hdr;
 
 use super::{ModuleDef, Registrar};
 use crate::core::Core;

@@ -141,9 +141,8 @@ pub fn avp_get(ctx: &mut Ctx, spec: &PvSpec) -> Value {
     }
 }
 
-/// `KSR.pv.sets("$avp(x)", v)` semantics: adds a value on top; null deletes the top value
-/// (or all with `[*]`). Native cfg assignment first removes the top value (see
-/// [`avp_assign`]).
+/// Adds a value on top (native `$avp(x) = v` and `KSR.pv.sets` alike: the older values stay,
+/// as the oracle shows); null deletes the top value, or all with `[*]`.
 pub fn avp_set(ctx: &mut Ctx, spec: &PvSpec, v: &Value) -> Result<(), PvError> {
     let name = name_of(ctx, &spec.param).ok_or(PvError::Failed("no AVP name".into()))?;
     let idx = index_of(ctx, spec);
@@ -155,17 +154,6 @@ pub fn avp_set(ctx: &mut Ctx, spec: &PvSpec, v: &Value) -> Result<(), PvError> {
         remove_avp(ctx, &name, true);
     }
     ctx.avps.insert(0, (name, v.clone()));
-    Ok(())
-}
-
-/// Native `$avp(x) = v`: replaces the newest value (all of them with `[*]`).
-pub fn avp_assign(ctx: &mut Ctx, spec: &PvSpec, v: &Value) -> Result<(), PvError> {
-    let name = name_of(ctx, &spec.param).ok_or(PvError::Failed("no AVP name".into()))?;
-    let idx = index_of(ctx, spec);
-    remove_avp(ctx, &name, idx == Idx::All);
-    if !v.is_null() {
-        ctx.avps.insert(0, (name, v.clone()));
-    }
     Ok(())
 }
 

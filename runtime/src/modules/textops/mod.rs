@@ -1,0 +1,335 @@
+//! Kamailio's `textops` module: searching, adding and removing headers, body checks and
+//! string comparisons.
+
+use super::core::actions::{arg_bytes, b, current_method, is_method_list};
+use super::core::hdr::{name_matches, remove_named, with_crlf};
+use super::{ModuleDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log::L_ERR;
+use crate::sip::HdrKind;
+use bytes::Bytes;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use vm::ksr::{ParamHint, ParamType::Str as S, RetType};
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "textops",
+    params: &[],
+    register,
+    init: None,
+    notice: None,
+};
+
+const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
+
+thread_local! {
+    /// Compiled regexes by pattern; regex arguments are almost always constants, so this
+    /// stays small. Bounded so dynamic patterns cannot grow it forever.
+    static REGEX_CACHE: RefCell<HashMap<String, regex::bytes::Regex>> = RefCell::new(HashMap::new());
+}
+
+/// Compiles a pattern as Kamailio's textops does: extended, case-insensitive, newline
+/// sensitive.
+pub fn regex(pat: &[u8]) -> Option<regex::bytes::Regex> {
+    let p = String::from_utf8_lossy(pat).into_owned();
+    REGEX_CACHE.with(|c| {
+        let mut c = c.borrow_mut();
+        if let Some(r) = c.get(&p) {
+            return Some(r.clone());
+        }
+        let r = regex::bytes::RegexBuilder::new(&p)
+            .case_insensitive(true)
+            .multi_line(true)
+            .build();
+        match r {
+            Ok(r) => {
+                if c.len() >= 256 {
+                    c.clear();
+                }
+                c.insert(p, r.clone());
+                Some(r)
+            }
+            Err(e) => {
+                crate::klog!(L_ERR, "textops", "bad regular expression '{p}': {e}");
+                None
+            }
+        }
+    })
+}
+
+fn register(r: &mut Registrar<'_>) {
+    use ParamHint::Regex as Re;
+    r.kemi("textops", "search", &[S], RetType::Int, search)
+        .native("search", RouteMask::ANY)
+        .hints(&[Re]);
+    r.kemi("textops", "search_body", &[S], RetType::Int, search_body)
+        .native("search_body", RouteMask::ANY)
+        .hints(&[Re]);
+    r.kemi("textops", "is_present_hf", &[S], RetType::Int, |c, a| {
+        let n = arg_bytes(a, 0);
+        b(c.msg.headers().iter().any(|h| name_matches(h, &n)))
+    })
+    .native("is_present_hf", RouteMask::ANY);
+    r.kemi("textops", "is_present_hf_re", &[S], RetType::Int, |c, a| {
+        let Some(re) = regex(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        b(c.msg.headers().iter().any(|h| re.is_match(&h.name)))
+    })
+    .native("is_present_hf_re", RouteMask::ANY)
+    .hints(&[Re]);
+    r.kemi("textops", "remove_hf", &[S], RetType::Int, |c, a| {
+        Value::Int(remove_named(c, &arg_bytes(a, 0)))
+    })
+    .native("remove_hf", RouteMask::ANY);
+    r.kemi("textops", "remove_hf_re", &[S], RetType::Int, remove_hf_re)
+        .native("remove_hf_re", RouteMask::ANY)
+        .hints(&[Re]);
+    r.native("append_hf", &[S], RouteMask::ANY, |c, a| {
+        c.msg.append_header(with_crlf(&arg_bytes(a, 0)));
+        Value::Int(1)
+    });
+    r.native("append_hf", &[S, S], RouteMask::ANY, |c, a| {
+        let name = arg_bytes(a, 1);
+        match c.msg.headers().iter().rposition(|h| name_matches(h, &name)) {
+            Some(i) => b(c.msg.insert_header_after(i, with_crlf(&arg_bytes(a, 0)))),
+            None => Value::Int(-1),
+        }
+    });
+    r.native("insert_hf", &[S], RouteMask::ANY, |c, a| {
+        c.msg.insert_header_first(with_crlf(&arg_bytes(a, 0)));
+        Value::Int(1)
+    });
+    r.native("insert_hf", &[S, S], RouteMask::ANY, |c, a| {
+        let name = arg_bytes(a, 1);
+        match c.msg.headers().iter().position(|h| name_matches(h, &name)) {
+            Some(i) => b(c.msg.insert_header_before(i, with_crlf(&arg_bytes(a, 0)))),
+            None => Value::Int(-1),
+        }
+    });
+    r.native("append_to_reply", &[S], REQ_FAIL_BRANCH, |c, a| {
+        c.reply_hdrs.push(with_crlf(&arg_bytes(a, 0)));
+        Value::Int(1)
+    });
+    r.native("is_method", &[S], RouteMask::ANY, |c, a| {
+        b(is_method_list(c, &arg_bytes(a, 0)))
+    });
+    r.kemi("textops", "has_body", &[], RetType::Int, |c, _| {
+        b(!c.msg.current_body().is_empty())
+    })
+    .native("has_body", RouteMask::ANY);
+    r.kemi(
+        "textops",
+        "has_body_type",
+        &[S],
+        RetType::Int,
+        has_body_type,
+    )
+    .native("has_body", RouteMask::ANY);
+    r.kemi("textops", "subst_uri", &[S], RetType::Int, subst_uri)
+        .native("subst_uri", REQ_FAIL_BRANCH);
+    r.kemi("textops", "subst_user", &[S], RetType::Int, subst_user)
+        .native("subst_user", REQ_FAIL_BRANCH);
+    r.kemi("textops", "subst_body", &[S], RetType::Int, subst_body)
+        .native("subst_body", RouteMask::ANY);
+    r.kemi("textops", "replace_body", &[S, S], RetType::Int, |c, a| {
+        replace_body(c, a, false)
+    })
+    .native("replace_body", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi(
+        "textops",
+        "replace_body_all",
+        &[S, S],
+        RetType::Int,
+        |c, a| replace_body(c, a, true),
+    )
+    .native("replace_body_all", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "set_body", &[S, S], RetType::Int, set_body)
+        .native("set_body", RouteMask::ANY);
+    r.kemi("textops", "in_list", &[S, S, S], RetType::Int, |_, a| {
+        let subject = arg_bytes(a, 0);
+        let list = arg_bytes(a, 1);
+        let sep = arg_bytes(a, 2);
+        let Some(&sc) = sep.first() else {
+            return Value::Int(-1);
+        };
+        b(list
+            .split(|c| *c == sc)
+            .any(|x| crate::sip::scan::trim_lws(x) == &subject[..]))
+    })
+    .native("in_list", RouteMask::ANY);
+    r.kemi("textops", "cmp_str", &[S, S], RetType::Int, |_, a| {
+        b(arg_bytes(a, 0) == arg_bytes(a, 1))
+    })
+    .native("cmp_str", RouteMask::ANY);
+    r.kemi("textops", "cmp_istr", &[S, S], RetType::Int, |_, a| {
+        b(arg_bytes(a, 0).eq_ignore_ascii_case(&arg_bytes(a, 1)))
+    })
+    .native("cmp_istr", RouteMask::ANY);
+    r.kemi("textops", "starts_with", &[S, S], RetType::Int, |_, a| {
+        b(arg_bytes(a, 0).starts_with(&arg_bytes(a, 1)))
+    })
+    .native("starts_with", RouteMask::ANY);
+    r.kemi("textops", "ends_with", &[S, S], RetType::Int, |_, a| {
+        b(arg_bytes(a, 0).ends_with(&arg_bytes(a, 1)))
+    })
+    .native("ends_with", RouteMask::ANY);
+    r.kemi(
+        "textops",
+        "search_str",
+        &[S, S],
+        RetType::Int,
+        |_, a| match regex(&arg_bytes(a, 1)) {
+            Some(re) => b(re.is_match(&arg_bytes(a, 0))),
+            None => Value::Int(-1),
+        },
+    )
+    .native("search_str", RouteMask::ANY)
+    .hints(&[ParamHint::Plain, Re]);
+}
+
+fn search(c: &mut Ctx, a: &[Value]) -> Value {
+    match regex(&arg_bytes(a, 0)) {
+        Some(re) => b(re.is_match(c.msg.buf())),
+        None => Value::Int(-1),
+    }
+}
+
+fn search_body(c: &mut Ctx, a: &[Value]) -> Value {
+    match regex(&arg_bytes(a, 0)) {
+        Some(re) => b(re.is_match(c.msg.current_body())),
+        None => Value::Int(-1),
+    }
+}
+
+fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
+    let Some(re) = regex(&arg_bytes(a, 0)) else {
+        return Value::Int(-1);
+    };
+    let idx: Vec<usize> = c
+        .msg
+        .headers()
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| re.is_match(&h.name))
+        .map(|(i, _)| i)
+        .collect();
+    for i in &idx {
+        c.msg.remove_header(*i);
+    }
+    Value::Int(if idx.is_empty() { -1 } else { idx.len() as i64 })
+}
+
+fn has_body_type(c: &mut Ctx, a: &[Value]) -> Value {
+    if c.msg.current_body().is_empty() {
+        return Value::Int(-1);
+    }
+    let want = arg_bytes(a, 0);
+    let ct = c
+        .msg
+        .header(HdrKind::ContentType)
+        .map(|h| h.value.clone())
+        .unwrap_or_else(|| Bytes::from_static(b"application/sdp"));
+    let main = ct.split(|c| *c == b';').next().unwrap_or(&[]);
+    b(crate::sip::scan::trim_lws(main).eq_ignore_ascii_case(&want))
+}
+
+/// Applies a `/re/repl/flags` substitution to `text`; `None` when nothing matched.
+fn subst_bytes(expr: &[u8], text: &[u8]) -> Option<Vec<u8>> {
+    let (re, repl, global) = vm::transform::parse_subst_expr(expr)?;
+    let s = String::from_utf8_lossy(text).into_owned();
+    if !re.is_match(&s) {
+        return None;
+    }
+    let out = if global {
+        re.replace_all(&s, repl.as_str()).into_owned()
+    } else {
+        re.replace(&s, repl.as_str()).into_owned()
+    };
+    Some(out.into_bytes())
+}
+
+fn subst_uri(c: &mut Ctx, a: &[Value]) -> Value {
+    let Some(u) = c.msg.ruri().cloned() else {
+        return Value::Int(-1);
+    };
+    match subst_bytes(&arg_bytes(a, 0), &u) {
+        Some(n) => {
+            c.msg.set_ruri(Bytes::from(n));
+            Value::Int(1)
+        }
+        None => Value::Int(-1),
+    }
+}
+
+fn subst_user(c: &mut Ctx, a: &[Value]) -> Value {
+    let Ok(u) = c.msg.parsed_ruri().cloned() else {
+        return Value::Int(-1);
+    };
+    match subst_bytes(&arg_bytes(a, 0), &u.user) {
+        Some(n) => {
+            let mut p = u.parts();
+            p.user = &n;
+            c.msg.set_ruri(crate::sip::Uri::build(&p));
+            Value::Int(1)
+        }
+        None => Value::Int(-1),
+    }
+}
+
+fn subst_body(c: &mut Ctx, a: &[Value]) -> Value {
+    let body = c.msg.current_body().clone();
+    match subst_bytes(&arg_bytes(a, 0), &body) {
+        Some(n) => {
+            c.msg.set_body(Bytes::from(n));
+            Value::Int(1)
+        }
+        None => Value::Int(-1),
+    }
+}
+
+fn replace_body(c: &mut Ctx, a: &[Value], all: bool) -> Value {
+    let Some(re) = regex(&arg_bytes(a, 0)) else {
+        return Value::Int(-1);
+    };
+    let body = c.msg.current_body().clone();
+    if !re.is_match(&body) {
+        return Value::Int(-1);
+    }
+    let with = arg_bytes(a, 1);
+    let out = if all {
+        re.replace_all(&body, regex::bytes::NoExpand(&with))
+    } else {
+        re.replace(&body, regex::bytes::NoExpand(&with))
+    };
+    c.msg.set_body(Bytes::from(out.into_owned()));
+    Value::Int(1)
+}
+
+fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
+    let body = arg_bytes(a, 0);
+    let ctype = arg_bytes(a, 1);
+    let idx: Vec<usize> = c
+        .msg
+        .headers()
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| h.kind == HdrKind::ContentType)
+        .map(|(i, _)| i)
+        .collect();
+    for i in idx {
+        c.msg.remove_header(i);
+    }
+    if !ctype.is_empty() {
+        let mut line = b"Content-Type: ".to_vec();
+        line.extend_from_slice(&ctype);
+        line.extend_from_slice(b"\r\n");
+        c.msg.append_header(Bytes::from(line));
+    }
+    c.msg.set_body(body);
+    let _ = current_method(c);
+    Value::Int(1)
+}
