@@ -9,6 +9,7 @@ pub mod forward;
 pub mod log;
 pub mod modules;
 pub mod native;
+pub mod offline;
 pub mod receive;
 pub mod rpc;
 pub mod server;
