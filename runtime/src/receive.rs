@@ -25,6 +25,17 @@ pub fn process(ctx: &mut Ctx, rcv: Received) {
             return;
         }
     };
+    // Kamailio's parser only accepts SIP/2.0; anything else is dropped without a reply.
+    if !msg.version().eq_ignore_ascii_case(b"SIP/2.0") {
+        crate::klog!(
+            L_ERR,
+            "core",
+            "parse_msg(): dropping message with unsupported version {} from {}",
+            String::from_utf8_lossy(msg.version()),
+            info.src
+        );
+        return;
+    }
     ctx.begin(msg, info);
     if ctx.msg.is_request() {
         request(ctx);

@@ -143,6 +143,7 @@ pub struct ModuleDef {
 pub struct ModuleStates {
     pub pv: pv::PvState,
     pub maxfwd: maxfwd::MaxfwdState,
+    pub sanity: sanity::SanityState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -260,6 +261,8 @@ impl Registrar<'_> {
 pub mod core;
 pub mod maxfwd;
 pub mod pv;
+pub mod sanity;
+pub mod siputils;
 pub mod sl;
 pub mod textops;
 pub mod xlog;
@@ -270,6 +273,8 @@ pub static MODULES: &[&ModuleDef] = &[
     &xlog::MODULE,
     &maxfwd::MODULE,
     &textops::MODULE,
+    &sanity::MODULE,
+    &siputils::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
