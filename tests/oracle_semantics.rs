@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 const CASES: &[&str] = &[
-    "truth", "arith", "strings", "flow", "pvs", "funcs", "sanity", "siputils",
+    "truth", "arith", "strings", "flow", "pvs", "funcs", "sanity", "siputils", "misc",
 ];
 
 type Variant = (&'static str, fn(String) -> String);

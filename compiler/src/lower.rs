@@ -522,6 +522,16 @@ impl<C> Lowerer<'_, C> {
     /// A function argument: strings are format strings, names are their text.
     fn arg(&mut self, a: &Expr, hint: Option<vm::ParamHint>) -> Reg {
         match &a.kind {
+            ExprKind::Str(s) if matches!(hint, Some(vm::ParamHint::PvName)) => {
+                let text = String::from_utf8_lossy(s).into_owned();
+                if let Err(e) = vm::pv::parse_spec(&text, self.pvs) {
+                    self.err(
+                        a.span,
+                        format!("invalid pseudo-variable {text}: {}", e.message),
+                    );
+                }
+                self.load_const(Value::Str(s.clone()))
+            }
             ExprKind::Str(s) => {
                 let text = String::from_utf8_lossy(s).into_owned();
                 if vm::pv::has_pv(&text) {

@@ -47,6 +47,9 @@ pub enum ParamHint {
     Flag,
     /// A branch flag number.
     BranchFlag,
+    /// The name of a pseudo-variable to write (`pv_printf("$var(x)", ...)`): passed as
+    /// written, not evaluated.
+    PvName,
 }
 
 /// The signature of one export: everything about it except the code.

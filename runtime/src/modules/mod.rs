@@ -144,6 +144,7 @@ pub struct ModuleStates {
     pub pv: pv::PvState,
     pub maxfwd: maxfwd::MaxfwdState,
     pub sanity: sanity::SanityState,
+    pub cfgutils: cfgutils::CfgutilsState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -258,7 +259,10 @@ impl Registrar<'_> {
 }
 
 /// Every module ksr ships, in registration order.
+pub mod cfgutils;
 pub mod core;
+pub mod corex;
+pub mod kex;
 pub mod maxfwd;
 pub mod pv;
 pub mod sanity;
@@ -275,6 +279,9 @@ pub static MODULES: &[&ModuleDef] = &[
     &textops::MODULE,
     &sanity::MODULE,
     &siputils::MODULE,
+    &kex::MODULE,
+    &cfgutils::MODULE,
+    &corex::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
