@@ -1,6 +1,7 @@
 //! Whole-message processing through the native engine, offline: parse, run
 //! `examples/kamailio.cfg`'s request_route on the register VM with the real modules, build
-//! the reply and hand it to a recording transport. Prints ns per message.
+//! the reply and hand it to a recording transport — and the same routing in Lua
+//! (`examples/kamailio-lua.cfg`). Prints the time per message for each engine.
 
 use bytes::Bytes;
 use compiler::frontend::parse_file;
@@ -11,11 +12,22 @@ use runtime::offline::Harness;
 use std::sync::Arc;
 
 fn harness(cfg: &str) -> Harness {
+    harness_with(cfg, false)
+}
+
+fn harness_with(cfg: &str, lua: bool) -> Harness {
     let r = parse_file(std::path::Path::new(cfg), &Options::default()).expect("read cfg");
     let config = r.config.expect("parsed");
     let setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
     let program = compiler::lower::compile(&config, &setup.table, &setup.pvs)
         .unwrap_or_else(|_| panic!("compile"));
+    if lua {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let factory = engines::lua::LuaFactory {
+            script: format!("{root}/examples/kamailio.lua").into(),
+        };
+        return Harness::new(setup, &factory).expect("harness");
+    }
     let factory = NativeFactory {
         program: Arc::new(program),
     };
@@ -44,6 +56,13 @@ fn route_exec(c: &mut Criterion) {
         b.iter(|| {
             h.feed(msg.clone(), src);
             h.take_sent()
+        })
+    });
+    let mut l = harness_with(&format!("{root}/examples/kamailio-lua.cfg"), true);
+    c.bench_function("lua/options_200", |b| {
+        b.iter(|| {
+            l.feed(msg.clone(), src);
+            l.take_sent()
         })
     });
 }

@@ -174,10 +174,14 @@ fn run_server(a: RunArgs) -> anyhow::Result<ExitCode> {
     if let Some(d) = a.debug {
         setup.cfg.debug = d;
     }
+    let factory = match engine_factory(&setup, program) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("ERROR: {e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
     let signals = crate::signals::block_termination();
-    let factory = std::sync::Arc::new(runtime::native::NativeFactory {
-        program: std::sync::Arc::new(program),
-    });
     let workdir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let server = match runtime::server::Server::start(setup, factory, workdir) {
         Ok(s) => s,
@@ -189,4 +193,34 @@ fn run_server(a: RunArgs) -> anyhow::Result<ExitCode> {
     crate::signals::wait(&signals);
     server.stop();
     Ok(ExitCode::SUCCESS)
+}
+
+/// The routing engine `cfgengine` selects: the native VM, or a KEMI engine with the script
+/// its module's `load` parameter names.
+fn engine_factory(
+    setup: &runtime::Setup,
+    program: vm::program::Program,
+) -> Result<std::sync::Arc<dyn runtime::engine::EngineFactory>, String> {
+    let engine = setup
+        .cfg
+        .cfgengine
+        .clone()
+        .unwrap_or_else(|| "native".into());
+    match engine.as_str() {
+        "native" | "" => Ok(std::sync::Arc::new(runtime::native::NativeFactory {
+            program: std::sync::Arc::new(program),
+        })),
+        "lua" => {
+            let script = setup
+                .modules
+                .iter()
+                .find(|(m, _)| m.name == "app_lua")
+                .and_then(|(_, p)| p.str("load"))
+                .ok_or("cfgengine \"lua\" needs loadmodule \"app_lua.so\" and modparam(\"app_lua\", \"load\", \"/path/script.lua\")")?;
+            Ok(std::sync::Arc::new(engines::lua::LuaFactory {
+                script: PathBuf::from(script),
+            }))
+        }
+        other => Err(format!("cfgengine \"{other}\" is not available in ksr yet")),
+    }
 }

@@ -1,1 +1,4 @@
-//! KEMI engines: Lua, Python and JavaScript, each binding the same KSR table.
+//! KEMI engines: each binds the same KSR table and implements
+//! `runtime::engine::RouteEngine`. Lua today; Python and JavaScript to follow.
+
+pub mod lua;

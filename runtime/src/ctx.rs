@@ -120,6 +120,8 @@ pub struct Ctx {
     pub sflags: u64,
     /// `$var(...)` values of this worker, by slot (see `modules::pv::vars`).
     pub vars: Vec<Value>,
+    /// Pseudo-variable names parsed for `KSR.pv.*` (bounded, see `modules::core::pvapi`).
+    pub pv_cache: std::collections::HashMap<Bytes, Rc<vm::pv::PvSpec>>,
 }
 
 impl Ctx {
@@ -149,6 +151,7 @@ impl Ctx {
             last_rc: 1,
             sflags: 0,
             vars: Vec::new(),
+            pv_cache: std::collections::HashMap::new(),
         }
     }
 

@@ -259,6 +259,7 @@ impl Registrar<'_> {
 }
 
 /// Every module ksr ships, in registration order.
+pub mod app_lua;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
@@ -282,6 +283,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &kex::MODULE,
     &cfgutils::MODULE,
     &corex::MODULE,
+    &app_lua::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

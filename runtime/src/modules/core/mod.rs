@@ -3,6 +3,7 @@
 
 pub mod actions;
 pub mod hdr;
+pub mod pvapi;
 
 use super::{ModuleDef, Registrar};
 use crate::core::Core;
@@ -18,6 +19,7 @@ pub static MODULE: ModuleDef = ModuleDef {
 fn register(r: &mut Registrar<'_>) {
     actions::register(r);
     hdr::register(r);
+    pvapi::register(r);
 }
 
 /// Finds one of our sockets by its spec: `proto:host:port`, `host:port`, `host` (with the

@@ -1,0 +1,308 @@
+//! The Lua engine (Kamailio's `app_lua`): one Lua 5.4 state per worker, a `KSR` object built
+//! from the KSR table (`KSR.sl.sl_send_reply`, `KSR.pv.get`, `KSR.hdr.append`, ...), the
+//! `ksr_request_route`/`ksr_reply_route`/`ksr_onsend_route` entry points and callbacks by
+//! function name.
+//!
+//! Every KSR function is a Lua closure holding its table index, so a call costs no string
+//! lookup. The worker's context is reached through a thread-local pointer that is set only
+//! while the engine runs script code for a message.
+
+use bytes::Bytes;
+use mlua::{Function, Lua, MultiValue, Value as LuaValue};
+use runtime::core::Core;
+use runtime::ctx::Ctx;
+use runtime::engine::{EngineFactory, Outcome, RouteEngine, RouteTarget};
+use runtime::log::L_ERR;
+use std::cell::Cell;
+use std::path::PathBuf;
+use std::rc::Rc;
+use vm::Value;
+use vm::ksr::{ParamType, RetType};
+
+thread_local! {
+    /// The context of the message being processed by this worker's script, if any.
+    static CURRENT: Cell<*mut Ctx> = const { Cell::new(std::ptr::null_mut()) };
+}
+
+/// Error message that `KSR.x.exit()` raises to unwind the script.
+const EXIT_MARK: &str = "__ksr_exit__";
+
+/// Runs `f` with the current context, when the script runs for a message.
+fn with_ctx<R>(f: impl FnOnce(&mut Ctx) -> R) -> Option<R> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: the pointer is set by `LuaEngine::run` from a live `&mut Ctx` for exactly the
+    // duration of the script call, on this thread; script code runs only inside that call,
+    // and nested runs save and restore it.
+    Some(f(unsafe { &mut *p }))
+}
+
+fn to_value(v: &LuaValue, want: ParamType) -> Value {
+    match (v, want) {
+        (LuaValue::Integer(i), ParamType::Int) => Value::Int(*i),
+        (LuaValue::Number(n), ParamType::Int) => Value::Int(*n as i64),
+        (LuaValue::String(s), ParamType::Int) => Value::Int(
+            std::str::from_utf8(&s.as_bytes())
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0),
+        ),
+        (LuaValue::Boolean(b), ParamType::Int) => Value::Int(*b as i64),
+        (LuaValue::String(s), ParamType::Str) => Value::Str(Bytes::copy_from_slice(&s.as_bytes())),
+        (LuaValue::Integer(i), ParamType::Str) => Value::Str(Bytes::from(i.to_string())),
+        (LuaValue::Number(n), ParamType::Str) => Value::Str(Bytes::from(n.to_string())),
+        _ => match want {
+            ParamType::Int => Value::Int(0),
+            ParamType::Str => Value::Str(Bytes::new()),
+        },
+    }
+}
+
+fn to_lua(lua: &Lua, v: Value, ret: RetType) -> mlua::Result<LuaValue> {
+    Ok(match (ret, v) {
+        (RetType::None, _) => LuaValue::Nil,
+        (RetType::Bool, v) => LuaValue::Boolean(v.as_int().unwrap_or(-1) > 0),
+        (_, Value::Int(i)) => LuaValue::Integer(i),
+        (_, Value::Str(s)) => LuaValue::String(lua.create_string(&s[..])?),
+        (_, Value::Null) => LuaValue::Nil,
+    })
+}
+
+/// Builds the `KSR` global from the table.
+fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
+    let ksr = lua.create_table()?;
+    for (idx, e) in core.ksr.exports() {
+        if !e.sig.kemi {
+            continue;
+        }
+        let params = e.sig.params.clone();
+        let ret = e.sig.ret;
+        let f = lua.create_function(move |lua, args: MultiValue| {
+            let mut vals: [Value; 6] = Default::default();
+            let n = params.len().min(6);
+            for (i, p) in params.iter().take(n).enumerate() {
+                let a = args.get(i).unwrap_or(&LuaValue::Nil);
+                if let Some(slot) = vals.get_mut(i) {
+                    *slot = to_value(a, *p);
+                }
+            }
+            let r = with_ctx(|c| {
+                let t = vm::Host::ksr_table(c);
+                t.call(idx, c, &vals[..n])
+            });
+            match r {
+                Some(v) => to_lua(lua, v, ret),
+                None => Err(mlua::Error::runtime(
+                    "KSR function called outside of a message",
+                )),
+            }
+        })?;
+        let target = if e.sig.module.is_empty() {
+            ksr.clone()
+        } else {
+            match ksr.get::<Option<mlua::Table>>(e.sig.module.as_str())? {
+                Some(t) => t,
+                None => {
+                    let t = lua.create_table()?;
+                    ksr.set(e.sig.module.as_str(), t.clone())?;
+                    t
+                }
+            }
+        };
+        target.set(e.sig.name.as_str(), f)?;
+    }
+    // KSR.x: exit, drop, modf.
+    let x = lua.create_table()?;
+    x.set(
+        "exit",
+        lua.create_function(|_, ()| Err::<(), _>(mlua::Error::runtime(EXIT_MARK)))?,
+    )?;
+    x.set(
+        "drop",
+        lua.create_function(|_, ()| {
+            with_ctx(|c| c.drop = true);
+            Err::<(), _>(mlua::Error::runtime(EXIT_MARK))
+        })?,
+    )?;
+    x.set(
+        "modf",
+        lua.create_function(|_, args: MultiValue| {
+            let mut it = args.into_iter();
+            let name = match it.next() {
+                Some(LuaValue::String(s)) => s.to_str()?.to_string(),
+                _ => return Ok(-1i64),
+            };
+            let rest: Vec<Value> = it.map(|a| to_value(&a, ParamType::Str)).collect();
+            let r = with_ctx(|c| {
+                let t = vm::Host::ksr_table(c);
+                let Some(alias) = u8::try_from(rest.len())
+                    .ok()
+                    .and_then(|n| t.native(&name, n))
+                else {
+                    runtime::klog!(
+                        L_ERR,
+                        "app_lua",
+                        "KSR.x.modf: no function {name}/{}",
+                        rest.len()
+                    );
+                    return -1;
+                };
+                let Some(e) = t.get(alias.export) else {
+                    return -1;
+                };
+                let conv: Vec<Value> = rest
+                    .iter()
+                    .zip(e.sig.params.iter())
+                    .map(|(v, p)| match (p, v) {
+                        (ParamType::Int, Value::Str(s)) => Value::Int(
+                            std::str::from_utf8(s)
+                                .ok()
+                                .and_then(|x| x.trim().parse().ok())
+                                .unwrap_or(0),
+                        ),
+                        _ => v.clone(),
+                    })
+                    .collect();
+                t.call(alias.export, c, &conv).as_int().unwrap_or(-1)
+            });
+            Ok(r.unwrap_or(-1))
+        })?,
+    )?;
+    ksr.set("x", x)?;
+    lua.globals().set("KSR", ksr)?;
+    Ok(())
+}
+
+/// One worker's Lua state.
+pub struct LuaEngine {
+    lua: Lua,
+    script: PathBuf,
+    request: String,
+    reply: String,
+    onsend: String,
+}
+
+impl LuaEngine {
+    pub fn load(core: &'static Core, script: &std::path::Path) -> Result<LuaEngine, String> {
+        let lua = Lua::new();
+        build_ksr(&lua, core).map_err(|e| format!("building KSR: {e}"))?;
+        let code = std::fs::read_to_string(script)
+            .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+        lua.load(&code)
+            .set_name(format!("@{}", script.display()))
+            .exec()
+            .map_err(|e| format!("{}: {e}", script.display()))?;
+        let eng = LuaEngine {
+            lua,
+            script: script.to_path_buf(),
+            request: core
+                .cfg
+                .kemi_callback("request_route_callback", "ksr_request_route"),
+            reply: core
+                .cfg
+                .kemi_callback("reply_route_callback", "ksr_reply_route"),
+            onsend: core
+                .cfg
+                .kemi_callback("onsend_route_callback", "ksr_onsend_route"),
+        };
+        if eng.function(&eng.request).is_none() {
+            return Err(format!(
+                "{}: the script has no function {}()",
+                script.display(),
+                eng.request
+            ));
+        }
+        Ok(eng)
+    }
+
+    fn function(&self, name: &str) -> Option<Function> {
+        self.lua
+            .globals()
+            .get::<Option<Function>>(name)
+            .ok()
+            .flatten()
+    }
+
+    fn target_name<'a>(&'a self, t: RouteTarget<'a>) -> &'a str {
+        match t {
+            RouteTarget::Request => &self.request,
+            RouteTarget::Reply => &self.reply,
+            RouteTarget::OnSend => &self.onsend,
+            RouteTarget::Failure(n)
+            | RouteTarget::Branch(n)
+            | RouteTarget::OnReply(n)
+            | RouteTarget::BranchFailure(n)
+            | RouteTarget::Event(n) => n,
+        }
+    }
+}
+
+impl RouteEngine for LuaEngine {
+    fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
+        let name = self.target_name(target);
+        let Some(f) = self.function(name) else {
+            if !matches!(target, RouteTarget::Reply | RouteTarget::OnSend) {
+                runtime::klog!(
+                    L_ERR,
+                    "app_lua",
+                    "{}: function {name}() not found, message not routed",
+                    self.script.display()
+                );
+            }
+            return Outcome::default();
+        };
+        let saved = CURRENT.with(|c| c.replace(ctx as *mut Ctx));
+        let r = match target {
+            RouteTarget::Event(n) => f.call::<LuaValue>(n.to_string()),
+            _ => f.call::<LuaValue>(()),
+        };
+        CURRENT.with(|c| c.set(saved));
+        match r {
+            Ok(v) => Outcome {
+                code: match v {
+                    LuaValue::Integer(i) => i as i32,
+                    _ => 1,
+                },
+                exit: false,
+                drop: ctx.drop,
+                missing: false,
+            },
+            Err(e) if e.to_string().contains(EXIT_MARK) => Outcome {
+                code: 0,
+                exit: true,
+                drop: ctx.drop,
+                missing: false,
+            },
+            Err(e) => {
+                runtime::klog!(L_ERR, "app_lua", "error running {name}(): {e}");
+                Outcome {
+                    code: -1,
+                    exit: true,
+                    drop: ctx.drop,
+                    missing: false,
+                }
+            }
+        }
+    }
+
+    fn exists(&self, target: RouteTarget<'_>) -> bool {
+        self.function(self.target_name(target)).is_some()
+    }
+
+    fn name(&self) -> &'static str {
+        "lua"
+    }
+}
+
+/// Creates a Lua state per worker from the script `app_lua`'s `load` parameter names.
+pub struct LuaFactory {
+    pub script: PathBuf,
+}
+
+impl EngineFactory for LuaFactory {
+    fn create(&self, core: &'static Core, _rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
+        Ok(Rc::new(LuaEngine::load(core, &self.script)?))
+    }
+}
