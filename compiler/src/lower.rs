@@ -56,6 +56,7 @@ pub fn compile<C>(
         max: 0,
         breaks: Vec::new(),
         consts: HashMap::new(),
+        block_kind: None,
     };
     // Named flags (`flags FLAG_A : 1, FLAG_B;`) and the route table first, so calls can be
     // resolved in any order.
@@ -116,6 +117,10 @@ pub fn compile<C>(
         {
             continue;
         }
+        lw.block_kind = match (route_kind(b), block_name(b)) {
+            (RouteKind::Request, Some(_)) => None,
+            (k, _) => Some(k),
+        };
         lw.route_body(id, &b.body);
     }
     if lw.diags.iter().any(|d| d.is_error()) {
@@ -152,6 +157,9 @@ struct Lowerer<'a, C> {
     /// Jump instructions to patch with the end of the enclosing switch/while.
     breaks: Vec<Vec<usize>>,
     consts: HashMap<ConstKey, u32>,
+    /// Kind of the block being lowered; `None` inside sub-routes (`route[X]`), which run in
+    /// the kind of whoever calls them.
+    block_kind: Option<RouteKind>,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -302,8 +310,12 @@ impl<C> Lowerer<'_, C> {
                 scrutinee, cases, ..
             } => self.switch(scrutinee, cases),
             StmtKind::Assign { lhs, op, rhs } => {
-                let s = self.expr(rhs);
-                self.assign(lhs, *op, s, rhs.span);
+                let v = self.expr(rhs);
+                let span = match lhs {
+                    LValue::Pv(p) => p.span,
+                    LValue::Avp(a) => a.span,
+                };
+                self.assign(lhs, *op, v, span);
             }
             StmtKind::Return(e) => {
                 let s = match e {
@@ -491,6 +503,14 @@ impl<C> Lowerer<'_, C> {
             return self.reg();
         };
         let export = alias.export;
+        if let Some(kind) = self.block_kind
+            && !alias.routes.allows(kind)
+        {
+            self.err(
+                c.span,
+                format!("function '{name}' cannot be used in {}", kind.keyword()),
+            );
+        }
         let hints = self
             .table
             .get(export)

@@ -179,13 +179,13 @@ pub fn register(r: &mut Registrar<'_>) {
     .native("isdsturiset", REQ_FAIL_BRANCH);
 
     // ---- branches
-    r.native("append_branch", &[], REQ_FAIL_BRANCH, |c, _| {
+    r.native("append_branch", &[], RouteMask(1 | 2), |c, _| {
         append_branch(c, None, None)
     });
-    r.native("append_branch", &[S], REQ_FAIL_BRANCH, |c, a| {
+    r.native("append_branch", &[S], RouteMask(1 | 2), |c, a| {
         append_branch(c, Some(arg_bytes(a, 0)), None)
     });
-    r.native("append_branch", &[S, S], REQ_FAIL_BRANCH, |c, a| {
+    r.native("append_branch", &[S, S], RouteMask(1 | 2), |c, a| {
         let q = crate::modules::core::parse_q(&arg_bytes(a, 1));
         append_branch(c, Some(arg_bytes(a, 0)), q)
     });

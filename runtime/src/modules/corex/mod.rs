@@ -21,8 +21,6 @@ pub static MODULE: ModuleDef = ModuleDef {
     notice: None,
 };
 
-const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
-
 fn register(r: &mut Registrar<'_>) {
     r.kemi("corex", "append_branch", &[], RetType::Int, |c, _| {
         append_branch(c, None, None)
@@ -53,7 +51,7 @@ fn register(r: &mut Registrar<'_>) {
         RetType::Int,
         set_send_socket,
     )
-    .native("set_send_socket", REQ_FAIL_BRANCH);
+    .native("set_send_socket", RouteMask::ANY);
     r.kemi(
         "corex",
         "set_send_socket_name",
@@ -75,7 +73,7 @@ fn register(r: &mut Registrar<'_>) {
             }
         },
     )
-    .native("set_send_socket_name", REQ_FAIL_BRANCH);
+    .native("set_send_socket_name", RouteMask::ANY);
     r.kemi("corex", "is_socket_name", &[S], RetType::Int, |c, a| {
         let n = arg_bytes(a, 0);
         b(c.core

@@ -64,7 +64,8 @@ fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
     Ok(())
 }
 
-const REQ: RouteMask = RouteMask(1 | 2 | 8);
+/// Request and reply routes, as Kamailio allows.
+const REQ: RouteMask = RouteMask(1 | 4 | 128);
 
 fn register(r: &mut Registrar<'_>) {
     r.native("sanity_check", &[], REQ, |c, _| {

@@ -21,8 +21,6 @@ pub static MODULE: ModuleDef = ModuleDef {
     notice: None,
 };
 
-const REQ_FAIL_BRANCH: RouteMask = RouteMask(1 | 2 | 8);
-
 fn register(r: &mut Registrar<'_>) {
     r.kemi(
         "sl",
@@ -31,13 +29,13 @@ fn register(r: &mut Registrar<'_>) {
         RetType::Int,
         kemi_send_reply,
     )
-    .native("sl_send_reply", REQ_FAIL_BRANCH);
+    .native("sl_send_reply", RouteMask::REQUEST);
     r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_send_reply)
-        .native("send_reply", REQ_FAIL_BRANCH);
+        .native("send_reply", RouteMask(1 | 2 | 4 | 128));
     r.kemi("sl", "sl_reply_error", &[], RetType::Int, |c, _| {
         Value::Int(send(c, 500, b"Server Internal Error") as i64)
     })
-    .native("sl_reply_error", REQ_FAIL_BRANCH);
+    .native("sl_reply_error", RouteMask::REQUEST);
 }
 
 fn kemi_send_reply(c: &mut Ctx, a: &[Value]) -> Value {

@@ -128,9 +128,9 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("has_body", RouteMask::ANY);
     r.kemi("textops", "subst_uri", &[S], RetType::Int, subst_uri)
-        .native("subst_uri", REQ_FAIL_BRANCH);
+        .native("subst_uri", RouteMask(1 | 2 | 4 | 8 | 128));
     r.kemi("textops", "subst_user", &[S], RetType::Int, subst_user)
-        .native("subst_user", REQ_FAIL_BRANCH);
+        .native("subst_user", RouteMask(1 | 2 | 4 | 8 | 128));
     r.kemi("textops", "subst_body", &[S], RetType::Int, subst_body)
         .native("subst_body", RouteMask::ANY);
     r.kemi("textops", "replace_body", &[S, S], RetType::Int, |c, a| {
