@@ -6,7 +6,7 @@ mod common;
 use common::*;
 
 const CASES: &[&str] = &[
-    "truth", "arith", "strings", "flow", "pvs", "funcs", "sanity", "siputils", "misc",
+    "truth", "arith", "strings", "flow", "pvs", "funcs", "sanity", "siputils", "misc", "htable",
 ];
 
 type Variant = (&'static str, fn(String) -> String);

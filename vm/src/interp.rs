@@ -380,12 +380,12 @@ fn as_bytes(v: &Value) -> Bytes {
     }
 }
 
+/// Integer value of an operand. A string that is not a number counts as 0, as in Kamailio
+/// (which only logs a warning: oracle `5 + "|"` is 5).
 fn as_int(v: &Value) -> Result<i32, &'static str> {
     match v {
         Value::Int(i) => Ok(*i as i32),
-        Value::Str(s) => parse_int(s)
-            .map(|i| i as i32)
-            .ok_or("automatic string to int conversion failed"),
+        Value::Str(s) => Ok(parse_int(s).map(|i| i as i32).unwrap_or(0)),
         Value::Null => Ok(0),
     }
 }
@@ -461,6 +461,7 @@ fn values_equal(x: &Value, y: &Value) -> bool {
     match (x, y) {
         (Value::Null, Value::Null) => true,
         (Value::Null, _) | (_, Value::Null) => false,
+        (Value::Int(a), Value::Str(s)) => parse_int(s).is_some_and(|b| *a as i32 == b as i32),
         (Value::Int(a), _) => as_int(y).is_ok_and(|b| (*a as i32) == b),
         (Value::Str(a), _) => *a == as_bytes(y),
     }

@@ -145,6 +145,7 @@ pub struct ModuleStates {
     pub maxfwd: maxfwd::MaxfwdState,
     pub sanity: sanity::SanityState,
     pub cfgutils: cfgutils::CfgutilsState,
+    pub htable: htable::HtableState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -263,6 +264,7 @@ pub mod app_lua;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
+pub mod htable;
 pub mod kex;
 pub mod maxfwd;
 pub mod pv;
@@ -284,6 +286,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &cfgutils::MODULE,
     &corex::MODULE,
     &app_lua::MODULE,
+    &htable::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

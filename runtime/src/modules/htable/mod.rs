@@ -1,0 +1,628 @@
+//! Kamailio's `htable` module: named in-memory hash tables shared by every worker, with
+//! auto-expiry, `$sht(table=>key)` and friends, and the `sht_*` functions.
+
+use super::core::actions::{arg_bytes, arg_int, b};
+
+use super::{ModuleDef, ParamDef, Registrar, TimerDef};
+use crate::ctx::Ctx;
+use ahash::AHashMap;
+use bytes::Bytes;
+use std::sync::{Arc, OnceLock, RwLock};
+use std::time::{Duration, Instant};
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::pv::{PvClass, PvError, PvParam, PvSpec};
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "htable",
+    params: &[
+        ParamDef::str("htable").multi(),
+        ParamDef::str("db_url"),
+        ParamDef::str("key_name_column"),
+        ParamDef::str("key_type_column"),
+        ParamDef::str("value_type_column"),
+        ParamDef::str("key_value_column"),
+        ParamDef::str("expires_column"),
+        ParamDef::int("array_size_suffix"),
+        ParamDef::int("fetch_rows"),
+        ParamDef::int("timer_interval"),
+        ParamDef::int("db_expires"),
+        ParamDef::int("enable_dmq"),
+        ParamDef::int("timer_procs"),
+    ],
+    register,
+    init: Some(init),
+    notice: None,
+};
+
+#[derive(Clone, Debug)]
+struct Item {
+    value: Value,
+    expires: Option<Instant>,
+}
+
+/// One named table.
+pub struct Table {
+    pub name: String,
+    autoexpire: u64,
+    updateexpire: bool,
+    initval: Option<i64>,
+    items: RwLock<AHashMap<Bytes, Item>>,
+}
+
+impl Table {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, AHashMap<Bytes, Item>> {
+        match self.items.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, AHashMap<Bytes, Item>> {
+        match self.items.write() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    fn expiry(&self, now: Instant) -> Option<Instant> {
+        (self.autoexpire > 0).then(|| now + Duration::from_secs(self.autoexpire))
+    }
+
+    pub fn get(&self, key: &[u8]) -> Value {
+        let now = Instant::now();
+        match self.read().get(key) {
+            Some(it) if it.expires.is_none_or(|e| e > now) => it.value.clone(),
+            _ => self.initval.map_or(Value::Null, Value::Int),
+        }
+    }
+
+    pub fn set(&self, key: Bytes, value: Value) {
+        let now = Instant::now();
+        let mut g = self.write();
+        if value.is_null() {
+            g.remove(&key);
+            return;
+        }
+        let expires = match g.get(&key) {
+            Some(old) if !self.updateexpire && old.expires.is_some_and(|e| e > now) => old.expires,
+            _ => self.expiry(now),
+        };
+        g.insert(key, Item { value, expires });
+    }
+
+    pub fn set_expire(&self, key: &[u8], secs: i64) -> bool {
+        let mut g = self.write();
+        match g.get_mut(key) {
+            Some(it) => {
+                it.expires = (secs > 0).then(|| Instant::now() + Duration::from_secs(secs as u64));
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn expires_in(&self, key: &[u8]) -> Value {
+        let now = Instant::now();
+        match self.read().get(key) {
+            Some(it) => match it.expires {
+                Some(e) if e > now => Value::Int(e.duration_since(now).as_secs() as i64),
+                Some(_) => Value::Null,
+                None => Value::Int(0),
+            },
+            None => Value::Null,
+        }
+    }
+
+    /// Adds `by` to an integer item (creating it from 0); null when the item is a string.
+    pub fn add(&self, key: Bytes, by: i64) -> Value {
+        let now = Instant::now();
+        let mut g = self.write();
+        let live = g
+            .get(&key)
+            .filter(|it| it.expires.is_none_or(|e| e > now))
+            .cloned();
+        let cur = match live {
+            Some(Item {
+                value: Value::Int(i),
+                ..
+            }) => i,
+            Some(_) => return Value::Null,
+            None => self.initval.unwrap_or(0),
+        };
+        let n = cur.wrapping_add(by);
+        let expires = match g.get(&key) {
+            Some(old) if !self.updateexpire && old.expires.is_some_and(|e| e > now) => old.expires,
+            _ => self.expiry(now),
+        };
+        g.insert(
+            key,
+            Item {
+                value: Value::Int(n),
+                expires,
+            },
+        );
+        Value::Int(n)
+    }
+
+    pub fn remove_matching(&self, f: impl Fn(&[u8], &Value) -> bool) -> usize {
+        let mut g = self.write();
+        let before = g.len();
+        g.retain(|k, it| !f(k, &it.value));
+        before - g.len()
+    }
+
+    pub fn count_matching(&self, f: impl Fn(&[u8], &Value) -> bool) -> usize {
+        let now = Instant::now();
+        self.read()
+            .iter()
+            .filter(|(k, it)| it.expires.is_none_or(|e| e > now) && f(k, &it.value))
+            .count()
+    }
+
+    fn purge_expired(&self) {
+        let now = Instant::now();
+        self.write()
+            .retain(|_, it| it.expires.is_none_or(|e| e > now));
+    }
+}
+
+#[derive(Default)]
+pub struct HtableState {
+    pub tables: Vec<Arc<Table>>,
+}
+
+impl HtableState {
+    pub fn table(&self, name: &[u8]) -> Option<&Arc<Table>> {
+        self.tables.iter().find(|t| t.name.as_bytes() == name)
+    }
+}
+
+/// Parses `name=>size=8;autoexpire=60;initval=0;updateexpire=1`.
+fn parse_def(def: &str) -> Result<Table, String> {
+    let (name, attrs) = def
+        .split_once("=>")
+        .ok_or_else(|| format!("bad htable definition '{def}' (expected name=>attrs)"))?;
+    let mut t = Table {
+        name: name.trim().to_string(),
+        autoexpire: 0,
+        updateexpire: true,
+        initval: None,
+        items: RwLock::new(AHashMap::new()),
+    };
+    for a in attrs.split(';').map(str::trim).filter(|a| !a.is_empty()) {
+        let (k, v) = a.split_once('=').unwrap_or((a, ""));
+        let num = || {
+            v.trim()
+                .parse::<i64>()
+                .map_err(|_| format!("bad value for {k} in htable '{}'", t.name))
+        };
+        match k.trim() {
+            "size" | "dmqreplicate" | "coldelim" | "colnull" => {}
+            "autoexpire" => t.autoexpire = num()?.max(0) as u64,
+            "initval" => t.initval = Some(num()?),
+            "updateexpire" => t.updateexpire = num()? != 0,
+            "dbtable" | "dbmode" | "cols" if !v.trim().is_empty() && v.trim() != "0" => {
+                return Err(format!(
+                    "htable '{}': loading from/saving to a database ({k}) is not supported yet",
+                    t.name
+                ));
+            }
+            "dbtable" | "dbmode" | "cols" => {}
+            other => return Err(format!("unknown htable attribute '{other}'")),
+        }
+    }
+    if t.name.is_empty() {
+        return Err("htable without a name".into());
+    }
+    Ok(t)
+}
+
+fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
+    for v in ictx.params.all("htable") {
+        let t = parse_def(&v.to_text())?;
+        if ictx.states.htable.table(t.name.as_bytes()).is_some() {
+            return Err(format!("htable '{}' defined twice", t.name));
+        }
+        ictx.states.htable.tables.push(Arc::new(t));
+    }
+    Ok(())
+}
+
+fn purge(ctx: &mut Ctx) {
+    for t in &ctx.core.m.htable.tables {
+        t.purge_expired();
+    }
+}
+
+// ---------------------------------------------------------------- pseudo-variables
+
+/// `$sht(table=>key)`: the key may hold pseudo-variables, parsed on first use.
+pub struct ShtName {
+    table: Bytes,
+    key_text: String,
+    key: OnceLock<Option<vm::pv::Format>>,
+}
+
+fn parse_sht_name(s: &str) -> Result<PvParam, String> {
+    let (t, k) = s
+        .split_once("=>")
+        .ok_or_else(|| format!("invalid htable name '{s}' (expected table=>key)"))?;
+    Ok(PvParam::Custom(Arc::new(ShtName {
+        table: Bytes::copy_from_slice(t.trim().as_bytes()),
+        key_text: k.to_string(),
+        key: OnceLock::new(),
+    })))
+}
+
+fn sht_target(ctx: &mut Ctx, spec: &PvSpec) -> Option<(Arc<Table>, Bytes)> {
+    let PvParam::Custom(c) = &spec.param else {
+        return None;
+    };
+    let n = c.downcast_ref::<ShtName>()?;
+    let table = match ctx.core.m.htable.table(&n.table) {
+        Some(t) => Arc::clone(t),
+        None => {
+            crate::klog!(
+                crate::log::L_ERR,
+                "htable",
+                "no htable '{}'",
+                String::from_utf8_lossy(&n.table)
+            );
+            return None;
+        }
+    };
+    let fmt = n
+        .key
+        .get_or_init(|| vm::pv::parse_format(&n.key_text, ctx.core.pvs).ok());
+    let key = match fmt {
+        Some(f) => vm::pv::format(ctx, f),
+        None => Bytes::copy_from_slice(n.key_text.as_bytes()),
+    };
+    Some((table, key))
+}
+
+fn pv_sht(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match sht_target(ctx, spec) {
+        Some((t, k)) => t.get(&k),
+        None => Value::Null,
+    }
+}
+
+fn pv_sht_set(ctx: &mut Ctx, spec: &PvSpec, v: &Value) -> Result<(), PvError> {
+    let (t, k) = sht_target(ctx, spec).ok_or(PvError::Failed("bad htable".into()))?;
+    t.set(k, v.clone());
+    Ok(())
+}
+
+fn pv_shtex(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match sht_target(ctx, spec) {
+        Some((t, k)) => t.expires_in(&k),
+        None => Value::Null,
+    }
+}
+
+fn pv_shtex_set(ctx: &mut Ctx, spec: &PvSpec, v: &Value) -> Result<(), PvError> {
+    let (t, k) = sht_target(ctx, spec).ok_or(PvError::Failed("bad htable".into()))?;
+    t.set_expire(&k, v.as_int().unwrap_or(0));
+    Ok(())
+}
+
+fn pv_shtinc(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match sht_target(ctx, spec) {
+        Some((t, k)) => t.add(k, 1),
+        None => Value::Null,
+    }
+}
+
+fn pv_shtdec(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match sht_target(ctx, spec) {
+        Some((t, k)) => t.add(k, -1),
+        None => Value::Null,
+    }
+}
+
+/// `$shtcn(table=>regex)` / `$shtcv(table=>regex)`: items whose name / string value match.
+fn count(ctx: &mut Ctx, spec: &PvSpec, by_value: bool) -> Value {
+    let Some((t, k)) = sht_target(ctx, spec) else {
+        return Value::Null;
+    };
+    let Some(re) = crate::modules::textops::regex(&k) else {
+        return Value::Null;
+    };
+    let n = t.count_matching(|name, v| {
+        if by_value {
+            matches!(v, Value::Str(s) if re.is_match(s))
+        } else {
+            re.is_match(name)
+        }
+    });
+    Value::Int(n as i64)
+}
+
+fn register(r: &mut Registrar<'_>) {
+    r.timers.push(TimerDef {
+        name: "htable-expire",
+        every: Duration::from_secs(20),
+        func: purge,
+    });
+    let named = |name, get, set| PvClass {
+        name,
+        get,
+        set,
+        parse_name: Some(parse_sht_name as fn(&str) -> Result<PvParam, String>),
+        name_required: true,
+        takes_index: false,
+    };
+    r.pvs.add(named("sht", pv_sht, Some(pv_sht_set)));
+    r.pvs.add(named("shtex", pv_shtex, Some(pv_shtex_set)));
+    r.pvs.add(named("shtinc", pv_shtinc, None));
+    r.pvs.add(named("shtdec", pv_shtdec, None));
+    r.pvs.add(named("shtcn", |c, s| count(c, s, false), None));
+    r.pvs.add(named("shtcv", |c, s| count(c, s, true), None));
+
+    r.kemi("htable", "sht_get", &[S, S], RetType::Xval, |c, a| {
+        with_table(c, a, |t, k| t.get(&k)).unwrap_or(Value::Null)
+    });
+    r.kemi(
+        "htable",
+        "sht_gete",
+        &[S, S],
+        RetType::Xval,
+        |c, a| match with_table(c, a, |t, k| t.get(&k)) {
+            Some(Value::Null) | None => Value::from(""),
+            Some(v) => v,
+        },
+    );
+    r.kemi(
+        "htable",
+        "sht_getw",
+        &[S, S],
+        RetType::Xval,
+        |c, a| match with_table(c, a, |t, k| t.get(&k)) {
+            Some(Value::Null) | None => Value::from("<null>"),
+            Some(v) => v,
+        },
+    );
+    r.kemi("htable", "sht_sets", &[S, S, S], RetType::Int, |c, a| {
+        let v = Value::Str(arg_bytes(a, 2));
+        ok(with_table(c, a, |t, k| t.set(k, v)))
+    });
+    r.kemi("htable", "sht_seti", &[S, S, I], RetType::Int, |c, a| {
+        let v = Value::Int(arg_int(a, 2));
+        ok(with_table(c, a, |t, k| t.set(k, v)))
+    });
+    r.kemi("htable", "sht_setex", &[S, S, I], RetType::Int, |c, a| {
+        let e = arg_int(a, 2);
+        match with_table(c, a, |t, k| t.set_expire(&k, e)) {
+            Some(true) => Value::Int(1),
+            _ => Value::Int(-1),
+        }
+    });
+    r.kemi(
+        "htable",
+        "sht_setxs",
+        &[S, S, S, I],
+        RetType::Int,
+        |c, a| {
+            let (v, e) = (Value::Str(arg_bytes(a, 2)), arg_int(a, 3));
+            ok(with_table(c, a, |t, k| {
+                t.set(k.clone(), v);
+                t.set_expire(&k, e);
+            }))
+        },
+    )
+    .native("sht_setxs", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_setxi",
+        &[S, S, I, I],
+        RetType::Int,
+        |c, a| {
+            let (v, e) = (Value::Int(arg_int(a, 2)), arg_int(a, 3));
+            ok(with_table(c, a, |t, k| {
+                t.set(k.clone(), v);
+                t.set_expire(&k, e);
+            }))
+        },
+    )
+    .native("sht_setxi", RouteMask::ANY);
+    r.kemi("htable", "sht_rm", &[S, S], RetType::Int, |c, a| {
+        ok(with_table(c, a, |t, k| t.set(k, Value::Null)))
+    })
+    .native("sht_rm", RouteMask::ANY);
+    r.kemi("htable", "sht_is_null", &[S, S], RetType::Int, |c, a| {
+        b(with_table(c, a, |t, k| t.get(&k).is_null()).unwrap_or(true))
+    })
+    .native("sht_is_null", RouteMask::ANY);
+    r.kemi("htable", "sht_inc", &[S, S], RetType::Int, |c, a| {
+        with_table(c, a, |t, k| t.add(k, 1))
+            .and_then(|v| v.as_int())
+            .map_or(Value::Int(-1), Value::Int)
+    })
+    .native("sht_inc", RouteMask::ANY);
+    r.kemi("htable", "sht_dec", &[S, S], RetType::Int, |c, a| {
+        with_table(c, a, |t, k| t.add(k, -1))
+            .and_then(|v| v.as_int())
+            .map_or(Value::Int(-1), Value::Int)
+    })
+    .native("sht_dec", RouteMask::ANY);
+    r.kemi("htable", "sht_reset", &[S], RetType::Int, |c, a| {
+        match c.core.m.htable.table(&arg_bytes(a, 0)) {
+            Some(t) => {
+                t.remove_matching(|_, _| true);
+                Value::Int(1)
+            }
+            None => Value::Int(-1),
+        }
+    })
+    .native("sht_reset", RouteMask::ANY);
+    r.kemi("htable", "sht_rm_name_re", &[S, S], RetType::Int, |c, a| {
+        rm_match(c, &arg_bytes(a, 0), b"re", &arg_bytes(a, 1), false)
+    });
+    r.kemi(
+        "htable",
+        "sht_rm_value_re",
+        &[S, S],
+        RetType::Int,
+        |c, a| rm_match(c, &arg_bytes(a, 0), b"re", &arg_bytes(a, 1), true),
+    );
+    r.native("sht_rm_name_re", &[S], RouteMask::ANY, |c, a| {
+        let (t, re) = split_arrow(&arg_bytes(a, 0));
+        rm_match(c, &t, b"re", &re, false)
+    });
+    r.native("sht_rm_value_re", &[S], RouteMask::ANY, |c, a| {
+        let (t, re) = split_arrow(&arg_bytes(a, 0));
+        rm_match(c, &t, b"re", &re, true)
+    });
+    r.kemi("htable", "sht_rm_name", &[S, S, S], RetType::Int, |c, a| {
+        rm_match(
+            c,
+            &arg_bytes(a, 0),
+            &arg_bytes(a, 1),
+            &arg_bytes(a, 2),
+            false,
+        )
+    })
+    .native("sht_rm_name", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_rm_value",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| {
+            rm_match(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                &arg_bytes(a, 2),
+                true,
+            )
+        },
+    )
+    .native("sht_rm_value", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_match_name",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| {
+            has_match(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                &arg_bytes(a, 2),
+                false,
+            )
+        },
+    )
+    .native("sht_match_name", RouteMask::ANY)
+    .native("sht_has_name", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_match_str_value",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| {
+            has_match(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                &arg_bytes(a, 2),
+                true,
+            )
+        },
+    )
+    .native("sht_match_str_value", RouteMask::ANY)
+    .native("sht_has_str_value", RouteMask::ANY);
+}
+
+fn ok(r: Option<()>) -> Value {
+    Value::Int(if r.is_some() { 1 } else { -1 })
+}
+
+fn with_table<R>(c: &mut Ctx, a: &[Value], f: impl FnOnce(&Table, Bytes) -> R) -> Option<R> {
+    let name = arg_bytes(a, 0);
+    let Some(t) = c.core.m.htable.table(&name) else {
+        crate::klog!(
+            crate::log::L_ERR,
+            "htable",
+            "no htable '{}'",
+            String::from_utf8_lossy(&name)
+        );
+        return None;
+    };
+    Some(f(t, arg_bytes(a, 1)))
+}
+
+fn split_arrow(s: &Bytes) -> (Bytes, Bytes) {
+    match s.windows(2).position(|w| w == b"=>") {
+        Some(p) => (s.slice(..p), s.slice(p + 2..)),
+        None => (s.clone(), Bytes::new()),
+    }
+}
+
+/// A matcher for `op` in `re` (regex), `sw` (starts with), `ew` (ends with), `eq`, `in`
+/// (contains).
+type Matcher = Box<dyn Fn(&[u8]) -> bool>;
+
+fn matcher(op: &[u8], pat: &[u8]) -> Option<Matcher> {
+    let p = pat.to_vec();
+    Some(match op {
+        b"re" => {
+            let re = crate::modules::textops::regex(pat)?;
+            Box::new(move |s| re.is_match(s))
+        }
+        b"sw" => Box::new(move |s| s.starts_with(&p)),
+        b"ew" => Box::new(move |s| s.ends_with(&p)),
+        b"eq" => Box::new(move |s| s == &p[..]),
+        b"in" => Box::new(move |s| p.is_empty() || s.windows(p.len()).any(|w| w == &p[..])),
+        _ => return None,
+    })
+}
+
+fn rm_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
+    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
+        return Value::Int(-1);
+    };
+    t.remove_matching(|k, v| {
+        if by_value {
+            matches!(v, Value::Str(s) if m(s))
+        } else {
+            m(k)
+        }
+    });
+    Value::Int(1)
+}
+
+fn has_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
+    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
+        return Value::Int(-1);
+    };
+    b(t.count_matching(|k, v| {
+        if by_value {
+            matches!(v, Value::Str(s) if m(s))
+        } else {
+            m(k)
+        }
+    }) > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definitions_and_items() {
+        let t = parse_def("ipban=>size=8;autoexpire=300;initval=0").unwrap();
+        assert_eq!(t.name, "ipban");
+        assert_eq!(t.get(b"x"), Value::Int(0));
+        assert_eq!(t.add(Bytes::from("x"), 1), Value::Int(1));
+        assert_eq!(t.add(Bytes::from("x"), 1), Value::Int(2));
+        assert!(matches!(t.expires_in(b"x"), Value::Int(n) if n > 290));
+        t.set(Bytes::from("x"), Value::Null);
+        assert_eq!(t.get(b"x"), Value::Int(0));
+        assert!(parse_def("x=>dbtable=htable").is_err());
+        assert!(parse_def("x=>bogus=1").is_err());
+    }
+}
