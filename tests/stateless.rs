@@ -157,3 +157,28 @@ fn malformed_input_does_not_stop_the_server() {
         assert_eq!(status_line(&r), "SIP/2.0 200 Alive");
     });
 }
+
+#[test]
+fn antiflood_bans_a_flooding_address() {
+    let s = start_ksr(&root().join("examples/kamailio.cfg"), &["WITH_ANTIFLOOD"]);
+    let c = client();
+    let mut answered = 0;
+    for i in 0..40 {
+        let m = request(
+            "OPTIONS",
+            &format!("sip:bob@127.0.0.1:{}", s.port),
+            &c,
+            &format!("flood-{i}"),
+            "",
+        );
+        c.send_to(m.as_bytes(), ("127.0.0.1", s.port)).unwrap();
+        if recv(&c, 300).is_some() {
+            answered += 1;
+        }
+        if i >= 24 {
+            break;
+        }
+    }
+    // The first 16 pass (the ready-check OPTIONS counts too), the rest are dropped.
+    assert!((14..=16).contains(&answered), "answered {answered}");
+}

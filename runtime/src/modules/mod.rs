@@ -146,6 +146,7 @@ pub struct ModuleStates {
     pub sanity: sanity::SanityState,
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
+    pub pike: pike::PikeState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -267,6 +268,7 @@ pub mod corex;
 pub mod htable;
 pub mod kex;
 pub mod maxfwd;
+pub mod pike;
 pub mod pv;
 pub mod sanity;
 pub mod siputils;
@@ -287,6 +289,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &corex::MODULE,
     &app_lua::MODULE,
     &htable::MODULE,
+    &pike::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
