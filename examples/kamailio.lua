@@ -9,8 +9,7 @@ function ksr_request_route()
         return 1
     end
     KSR.setflag(FLT_SEEN)
-    KSR.info(KSR.pv.get("$rm") .. " from " .. KSR.pv.get("$si") .. ":" .. KSR.pv.get("$sp")
-        .. " to " .. KSR.pv.get("$ru") .. " (call-id " .. KSR.pv.get("$ci") .. ")\n")
+    KSR.xlog.xinfo("$rm from $si:$sp to $ru (call-id $ci)\n")
 
     if KSR.is_myself_ruri() then
         ksr_route_local()
@@ -24,9 +23,9 @@ function ksr_request_route()
 end
 
 function ksr_route_local()
-    local m = KSR.pv.get("$rm")
+    local m = KSR.kx.get_method()
     if m == "OPTIONS" then
-        KSR.hdr.append_to_reply("X-Served-By: " .. KSR.pv.get("$Ri") .. ":" .. KSR.pv.get("$Rp") .. "\r\n")
+        KSR.hdr.append_to_reply("X-Served-By: " .. KSR.kx.get_rcvip() .. ":" .. KSR.kx.get_rcvport() .. "\r\n")
         KSR.sl.sl_send_reply(200, "Alive")
     elseif m == "ACK" then
         return

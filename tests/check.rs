@@ -64,3 +64,37 @@ fn the_examples_check_clean() {
         );
     }
 }
+
+#[test]
+fn api_lists_the_exports_every_engine_sees() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .args(["api", "--format", "json"])
+        .output()
+        .expect("run ksr api");
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let list = v.as_array().expect("array");
+    assert!(list.len() > 200, "{} exports", list.len());
+    let has = |m: &str, n: &str, params: &[&str]| {
+        list.iter().any(|e| {
+            e["module"] == m
+                && e["name"] == n
+                && e["params"].as_array().is_some_and(|p| {
+                    p.len() == params.len() && p.iter().zip(params).all(|(a, b)| a == b)
+                })
+        })
+    };
+    assert!(has("sl", "sl_send_reply", &["int", "str"]));
+    assert!(has("pv", "sets", &["str", "str"]));
+    assert!(has("", "is_myself_ruri", &[]));
+    assert!(has("kx", "gete_ua", &[]));
+    let lua = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .args(["api", "--format", "lua"])
+        .output()
+        .expect("run ksr api");
+    let text = String::from_utf8_lossy(&lua.stdout);
+    assert!(
+        text.contains("function KSR.sl.sl_send_reply(p0, p1) end"),
+        "{text}"
+    );
+}

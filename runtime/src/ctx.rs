@@ -122,6 +122,8 @@ pub struct Ctx {
     pub vars: Vec<Value>,
     /// Pseudo-variable names parsed for `KSR.pv.*` (bounded, see `modules::core::pvapi`).
     pub pv_cache: std::collections::HashMap<Bytes, Rc<vm::pv::PvSpec>>,
+    /// Format strings parsed for KEMI logging (bounded, see `modules::xlog`).
+    pub fmt_cache: std::collections::HashMap<Bytes, Rc<vm::pv::Format>>,
 }
 
 impl Ctx {
@@ -152,6 +154,7 @@ impl Ctx {
             sflags: 0,
             vars: Vec::new(),
             pv_cache: std::collections::HashMap::new(),
+            fmt_cache: std::collections::HashMap::new(),
         }
     }
 

@@ -266,6 +266,7 @@ pub mod cfgutils;
 pub mod core;
 pub mod corex;
 pub mod htable;
+pub mod kemix;
 pub mod kex;
 pub mod maxfwd;
 pub mod pike;
@@ -290,6 +291,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &app_lua::MODULE,
     &htable::MODULE,
     &pike::MODULE,
+    &kemix::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

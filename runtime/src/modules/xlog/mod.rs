@@ -32,7 +32,56 @@ fn level_of(b: &[u8]) -> i32 {
     log::parse_level(&String::from_utf8_lossy(b)).unwrap_or(log::L_ERR)
 }
 
+/// KEMI `KSR.xlog.*`: the text is a format string, parsed once per worker (bounded cache).
+fn kemi_log(c: &mut Ctx, level: i32, text: &bytes::Bytes) -> Value {
+    if !log::enabled(level) {
+        return Value::Int(1);
+    }
+    let out = match c.fmt_cache.get(text) {
+        Some(f) => {
+            let f = std::rc::Rc::clone(f);
+            vm::pv::format(c, &f)
+        }
+        None => match vm::pv::parse_format(&String::from_utf8_lossy(text), c.core.pvs) {
+            Ok(f) => {
+                if c.fmt_cache.len() >= 1024 {
+                    c.fmt_cache.clear();
+                }
+                let f = std::rc::Rc::new(f);
+                c.fmt_cache.insert(text.clone(), std::rc::Rc::clone(&f));
+                vm::pv::format(c, &f)
+            }
+            Err(e) => {
+                log::emit(log::L_ERR, "xlog", &format!("bad format: {e}"));
+                return Value::Int(-1);
+            }
+        },
+    };
+    emit(level, &out)
+}
+
 fn register(r: &mut Registrar<'_>) {
+    use vm::ksr::RetType;
+    for (name, f) in [
+        (
+            "xdbg",
+            (|c: &mut Ctx, a: &[Value]| kemi_log(c, log::L_DBG, &arg_bytes(a, 0)))
+                as vm::KsrFn<Ctx>,
+        ),
+        ("xinfo", |c, a| kemi_log(c, log::L_INFO, &arg_bytes(a, 0))),
+        ("xnotice", |c, a| {
+            kemi_log(c, log::L_NOTICE, &arg_bytes(a, 0))
+        }),
+        ("xwarn", |c, a| kemi_log(c, log::L_WARN, &arg_bytes(a, 0))),
+        ("xerr", |c, a| kemi_log(c, log::L_ERR, &arg_bytes(a, 0))),
+        ("xalert", |c, a| kemi_log(c, log::L_ALERT, &arg_bytes(a, 0))),
+        ("xcrit", |c, a| kemi_log(c, log::L_CRIT, &arg_bytes(a, 0))),
+    ] {
+        r.kemi("xlog", name, &[S], RetType::Int, f);
+    }
+    r.kemi("xlog", "xlog", &[S, S], RetType::Int, |c, a| {
+        kemi_log(c, level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1))
+    });
     // xlog(msg) logs at L_ERR, as Kamailio does.
     r.native("xlog", &[S], RouteMask::ANY, |_, a| {
         emit(log::L_ERR, &arg_bytes(a, 0))
