@@ -1,0 +1,1 @@
+//! Program images (placeholder, filled in below).
