@@ -538,6 +538,11 @@ pub fn try_compile(cfg: &str) -> Result<Program, String> {
 
 /// Every diagnostic (errors and warnings) of a cfg, one per line, as `line: message`.
 pub fn diagnostics(cfg: &str) -> Vec<String> {
+    diagnostics_with(cfg, None)
+}
+
+/// [`diagnostics`] with a module catalog for `modparam` checks and hints.
+pub fn diagnostics_with(cfg: &str, modules: Option<&dyn compiler::ModuleCatalog>) -> Vec<String> {
     let r = compiler::frontend::parse_str("t.cfg", cfg, &compiler::preprocess::Options::default());
     let mut out: Vec<String> = r
         .diagnostics
@@ -545,7 +550,8 @@ pub fn diagnostics(cfg: &str) -> Vec<String> {
         .map(|d| format!("{}: {}", r.sources.line_col(d.span).0, d.message))
         .collect();
     if let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) {
-        let cat = compiler::Catalog::new(table(), registry()).with_sources(&r.sources);
+        let mut cat = compiler::Catalog::new(table(), registry()).with_sources(&r.sources);
+        cat.modules = modules;
         for d in compiler::check::check(config, &cat) {
             out.push(format!("{}: {}", r.sources.line_col(d.span).0, d.message));
         }
