@@ -40,17 +40,25 @@ fn oracle_scripts_answer_like_kamailio() {
         };
         let text = std::fs::read_to_string(&cfg).expect("read cfg");
         let prog = Arc::new(compile(&text));
+        // The same program through an image must behave the same.
+        let image = vm::image::write(&prog);
+        let loaded = Arc::new(
+            vm::image::load(&image, toy::table(), toy::registry())
+                .unwrap_or_else(|e| panic!("{}: {e}", cfg.display())),
+        );
         for line in want.lines() {
             let Some((case, reply)) = line.split_once('\t') else {
                 continue;
             };
-            let got = answer(&prog, case);
-            checked += 1;
-            if got != reply {
-                diffs.push(format!(
-                    "{}/{case}:\n  kamailio: {reply}\n  ksr:      {got}",
-                    cfg.file_name().unwrap_or_default().to_string_lossy()
-                ));
+            for (how, p) in [("compiled", &prog), ("image", &loaded)] {
+                let got = answer(p, case);
+                checked += 1;
+                if got != reply {
+                    diffs.push(format!(
+                        "{}/{case} ({how}):\n  kamailio: {reply}\n  ksr:      {got}",
+                        cfg.file_name().unwrap_or_default().to_string_lossy()
+                    ));
+                }
             }
         }
     }
@@ -69,6 +77,26 @@ fn r(body: &str) -> String {
 fn cfg_run(cfg: &str) -> (toy::Toy, vm::interp::Outcome) {
     let prog = Arc::new(compile(cfg));
     run(&prog, Msg::options("x"))
+}
+
+#[test]
+fn compiled_programs_validate_and_images_round_trip() {
+    for cfg in [
+        "request_route { $var(x) = 1; switch ($var(x)) { case 1: rec(\"a\"); break; default: rec(\"b\"); } route(S); }\nroute[S] { $var(z) = 0; $var(y) = 5 / $var(z); if ($rU =~ $var(y)) { return 2; } }\nfailure_route[F] { xlog(\"$ru $rc\"); }",
+        "request_route { while ($var(i) < 3) { $var(i) = $var(i) + 1; } if (src_ip == 10.0.0.0/8) { drop; } }",
+    ] {
+        let p = compile(cfg);
+        vm::image::validate(&p).unwrap_or_else(|e| panic!("{e}\n{}", p.disassemble()));
+        let img = vm::image::write(&p);
+        let q =
+            vm::image::load(&img, toy::table(), toy::registry()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(q.code, p.code);
+        assert_eq!(
+            vm::image::write(&q),
+            img,
+            "writing a loaded image gives the same bytes"
+        );
+    }
 }
 
 #[test]

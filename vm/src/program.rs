@@ -321,7 +321,7 @@ pub struct Program {
     /// Global and module parameters as the runtime serialized them (opaque here).
     pub params: Vec<u8>,
     /// Routes that are `route[NAME]` sub-routes, by name, for `route($var(x))`.
-    sub_routes: AHashMap<Box<[u8]>, RouteId>,
+    pub(crate) sub_routes: AHashMap<Box<[u8]>, RouteId>,
 }
 
 impl Program {
