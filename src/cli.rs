@@ -28,6 +28,27 @@ enum Cmd {
     Run(RunArgs),
     /// List every KSR export (the functions KEMI scripts and native configs call).
     Api(ApiArgs),
+    /// Run a corpus of SIP messages through configs offline and compare engines.
+    Bench(BenchArgs),
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Configurations to run (each with its own `cfgengine`); repeat to compare.
+    #[arg(short = 'f', long = "file", required = true)]
+    files: Vec<PathBuf>,
+    /// Define NAME[=VALUE] for every file.
+    #[arg(short = 'A', long = "define", value_name = "NAME[=VALUE]")]
+    defines: Vec<String>,
+    /// Directory of `.sip` messages (`{port}` is replaced by the first listener's port).
+    #[arg(long, default_value = "benches/corpus")]
+    corpus: PathBuf,
+    /// Passes over the corpus.
+    #[arg(short = 'n', long, default_value_t = 2000)]
+    iterations: u32,
+    /// Also print the results as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -106,6 +127,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Check(a) => check(a),
         Cmd::Run(a) => run_server(a),
         Cmd::Api(a) => api(a),
+        Cmd::Bench(a) => bench(a),
     }
 }
 
@@ -359,6 +381,115 @@ fn api(a: ApiArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut corpus: Vec<(String, String)> = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&a.corpus)
+        .with_context(|| format!("cannot read corpus {}", a.corpus.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sip"))
+        .collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        corpus.push((
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read_to_string(e.path())?,
+        ));
+    }
+    if corpus.is_empty() {
+        anyhow::bail!("no .sip messages in {}", a.corpus.display());
+    }
+    runtime::log::set_level(-3);
+    let mut results = Vec::new();
+    for file in &a.files {
+        let cfg = CfgArgs {
+            file: file.clone(),
+            defines: a.defines.clone(),
+        };
+        let Some((setup, program)) = load(&cfg)? else {
+            anyhow::bail!("{}: bad config", file.display());
+        };
+        let engine = setup
+            .cfg
+            .cfgengine
+            .clone()
+            .unwrap_or_else(|| "native".into());
+        let factory = engine_factory(&setup, program).map_err(|e| anyhow::anyhow!(e))?;
+        let mut h = runtime::offline::Harness::new(setup, factory.as_ref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let port = h
+            .core
+            .listeners
+            .first()
+            .map(|l| l.addr.port())
+            .unwrap_or(5060);
+        let msgs: Vec<bytes::Bytes> = corpus
+            .iter()
+            .map(|(_, t)| bytes::Bytes::from(t.replace("{port}", &port.to_string())))
+            .collect();
+        let src: std::net::SocketAddr = "127.0.0.1:5999".parse()?;
+        // Warm up, then time every message.
+        for m in &msgs {
+            h.feed(m.clone(), src);
+        }
+        h.take_sent();
+        let mut samples: Vec<f64> = Vec::with_capacity(msgs.len() * a.iterations as usize);
+        let started = std::time::Instant::now();
+        for i in 0..a.iterations {
+            for m in &msgs {
+                let t = std::time::Instant::now();
+                h.feed(m.clone(), src);
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            if i % 64 == 0 {
+                h.take_sent();
+            }
+        }
+        let total = started.elapsed().as_secs_f64();
+        samples.sort_by(|x, y| x.total_cmp(y));
+        let n = samples.len().max(1);
+        let pct = |p: f64| {
+            samples
+                .get(((n as f64 * p) as usize).min(n - 1))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let avg = samples.iter().sum::<f64>() / n as f64;
+        results.push(serde_json::json!({
+            "config": file.display().to_string(),
+            "engine": engine,
+            "messages": n,
+            "avg_us": avg,
+            "min_us": samples.first().copied().unwrap_or(0.0),
+            "max_us": samples.last().copied().unwrap_or(0.0),
+            "p50_us": pct(0.50),
+            "p99_us": pct(0.99),
+            "per_second": n as f64 / total,
+        }));
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}  config",
+        "engine", "avg µs", "min µs", "max µs", "p50 µs", "p99 µs", "msgs/s"
+    );
+    for r in &results {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        println!(
+            "{:<8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0}  {}",
+            r["engine"].as_str().unwrap_or(""),
+            f("avg_us"),
+            f("min_us"),
+            f("max_us"),
+            f("p50_us"),
+            f("p99_us"),
+            f("per_second"),
+            r["config"].as_str().unwrap_or("")
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
 }

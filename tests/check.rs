@@ -98,3 +98,37 @@ fn api_lists_the_exports_every_engine_sees() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_runs_the_corpus_under_both_engines() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .current_dir(root())
+        .args([
+            "bench",
+            "-f",
+            "examples/kamailio.cfg",
+            "-f",
+            "examples/kamailio-lua.cfg",
+            "-n",
+            "3",
+            "--json",
+        ])
+        .output()
+        .expect("run ksr bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json_start = text.find('[').expect("json output");
+    let v: serde_json::Value = serde_json::from_str(&text[json_start..]).expect("json");
+    let rows = v.as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["engine"], "native");
+    assert_eq!(rows[1]["engine"], "lua");
+    for r in rows {
+        assert_eq!(r["messages"], 18, "6 messages x 3 passes");
+        assert!(r["p50_us"].as_f64().unwrap_or(0.0) > 0.0);
+    }
+}
