@@ -608,6 +608,9 @@ impl<C> Lowerer<'_, C> {
             MsgField::MsgLen => "$ml",
             MsgField::UriHost => "$rd",
             MsgField::UriPort => "$rp",
+            MsgField::SndIp | MsgField::ToIp => "$snd(ip)",
+            MsgField::SndPort | MsgField::ToPort => "$snd(port)",
+            MsgField::SndProto => "$snd(proto)",
             MsgField::Af => {
                 let d = self.reg();
                 let si = self.field_pv(MsgField::SrcIp, span);

@@ -259,6 +259,7 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     named(r, "viaZ", m::via_last, None, m::parse_via_name, false);
     // Misc.
     named(r, "K", m::constant, None, m::parse_const_name, false);
+    named(r, "snd", m::snd, None, m::parse_snd_name, false);
     named(r, "expires", m::expires, None, m::parse_expires_name, false);
     // Variables.
     for n in ["var", "vz"] {

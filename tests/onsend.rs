@@ -1,0 +1,33 @@
+//! `onsend_route` sees where a forwarded request goes (`$snd(...)`) and can drop it; the same
+//! config on Kamailio 5.6 must relay and drop the same requests.
+
+mod common;
+use common::*;
+
+fn relayed(s: &Server, user: &str) -> bool {
+    let c = client();
+    let up = client();
+    let up_port = up.local_addr().map(|a| a.port()).unwrap_or(0);
+    let m = request(
+        "MESSAGE",
+        &format!("sip:{user}@127.0.0.1:{up_port}"),
+        &c,
+        &format!("onsend-{user}"),
+        "",
+    );
+    let _ = c.send_to(m.as_bytes(), ("127.0.0.1", s.port));
+    recv(&up, 1000).is_some()
+}
+
+#[test]
+fn onsend_route_drops_like_kamailio() {
+    let cfg = root().join("tests/data/onsend.cfg");
+    let ours = start_ksr(&cfg, &[]);
+    assert!(relayed(&ours, "carol"));
+    assert!(!relayed(&ours, "blocked"));
+    if kamailio_available() {
+        let k = start_kamailio(&cfg, &[]);
+        assert!(relayed(&k, "carol"));
+        assert!(!relayed(&k, "blocked"));
+    }
+}
