@@ -260,6 +260,20 @@ impl<C> Lowerer<'_, C> {
                 cond,
                 then,
                 otherwise,
+            } if const_eval(cond).is_some() => {
+                // Constant condition: only the branch that can run is compiled.
+                if const_eval(cond).is_some_and(|v| vm::interp::truth(&v)) {
+                    self.stmt(then);
+                } else if let Some(o) = otherwise {
+                    self.stmt(o);
+                }
+            }
+            StmtKind::While { cond, .. }
+                if const_eval(cond).is_some_and(|v| !vm::interp::truth(&v)) => {}
+            StmtKind::If {
+                cond,
+                then,
+                otherwise,
             } => {
                 let c = self.cond(cond);
                 let jf = self.emit(Op::JmpFalse { c, to: 0 });
@@ -707,6 +721,13 @@ impl<C> Lowerer<'_, C> {
     }
 
     fn expr(&mut self, e: &Expr) -> Reg {
+        if matches!(
+            e.kind,
+            ExprKind::Unary { .. } | ExprKind::Binary { .. } | ExprKind::Cast { .. }
+        ) && let Some(v) = const_eval(e)
+        {
+            return self.load_const(v);
+        }
         match &e.kind {
             ExprKind::Int(i) => self.load_const(Value::Int(*i as i32 as i64)),
             ExprKind::Str(s) => self.load_const(Value::Str(s.clone())),
@@ -913,6 +934,69 @@ impl<C> Lowerer<'_, C> {
     }
 }
 
+/// The value of an expression made only of literals (defines often make conditions
+/// constant), computed with the interpreter's own operators so folding cannot change
+/// semantics. `None` when anything depends on the message or fails to evaluate.
+pub fn const_eval(e: &Expr) -> Option<Value> {
+    match &e.kind {
+        ExprKind::Int(i) => Some(Value::Int(*i as i32 as i64)),
+        ExprKind::Str(s) => Some(Value::Str(s.clone())),
+        ExprKind::Unary { op, expr } => {
+            let v = const_eval(expr)?;
+            let op = match op {
+                UnaryOp::Not => UnOp::Not,
+                UnaryOp::Neg => UnOp::Neg,
+                UnaryOp::BitNot => UnOp::BitNot,
+            };
+            Some(vm::interp::unop(op, &v))
+        }
+        ExprKind::Cast { to, expr } => {
+            let v = const_eval(expr)?;
+            Some(vm::interp::unop(
+                match to {
+                    ast::CastType::Int => UnOp::CastInt,
+                    ast::CastType::Str => UnOp::CastStr,
+                },
+                &v,
+            ))
+        }
+        ExprKind::Strlen(x) => Some(vm::interp::unop(UnOp::Strlen, &const_eval(x)?)),
+        ExprKind::Strempty(x) => Some(vm::interp::unop(UnOp::Strempty, &const_eval(x)?)),
+        ExprKind::Binary { op, lhs, rhs } => {
+            let a = const_eval(lhs)?;
+            let b = const_eval(rhs)?;
+            let t = |v: &Value| vm::interp::truth(v);
+            let bop = match op {
+                BinaryOp::And => return Some(Value::Int((t(&a) && t(&b)) as i64)),
+                BinaryOp::Or => return Some(Value::Int((t(&a) || t(&b)) as i64)),
+                BinaryOp::Match => return None,
+                BinaryOp::BitOr => BinOp::BitOr,
+                BinaryOp::BitAnd => BinOp::BitAnd,
+                BinaryOp::BitXor => BinOp::BitXor,
+                BinaryOp::Shl => BinOp::Shl,
+                BinaryOp::Shr => BinOp::Shr,
+                BinaryOp::Eq => BinOp::Eq,
+                BinaryOp::Ne => BinOp::Ne,
+                BinaryOp::IntEq => BinOp::IntEq,
+                BinaryOp::IntNe => BinOp::IntNe,
+                BinaryOp::StrEq => BinOp::StrEq,
+                BinaryOp::StrNe => BinOp::StrNe,
+                BinaryOp::Gt => BinOp::Gt,
+                BinaryOp::Lt => BinOp::Lt,
+                BinaryOp::Ge => BinOp::Ge,
+                BinaryOp::Le => BinOp::Le,
+                BinaryOp::Add => BinOp::Add,
+                BinaryOp::Sub => BinOp::Sub,
+                BinaryOp::Mul => BinOp::Mul,
+                BinaryOp::Div => BinOp::Div,
+                BinaryOp::Mod => BinOp::Mod,
+            };
+            vm::interp::binop(bop, &a, &b).ok()
+        }
+        _ => None,
+    }
+}
+
 /// `%name`, `$name` (old AVP syntax) as `$avp(name)`.
 fn avp_text(t: &str) -> String {
     if t.starts_with("$avp(") || t.starts_with("$(avp") {
@@ -920,4 +1004,47 @@ fn avp_text(t: &str) -> String {
     }
     let name = t.trim_start_matches(['$', '%']);
     format!("$avp({name})")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frontend::parse_str;
+    use crate::preprocess::Options;
+
+    fn program(text: &str, defines: &[&str]) -> Program {
+        let opts = Options {
+            defines: defines.iter().map(|d| (d.to_string(), None)).collect(),
+        };
+        let r = parse_str("t.cfg", text, &opts);
+        let cfg = r.config.expect("parses");
+        let table: KsrTable<()> = KsrTable::new();
+        let pvs: PvRegistry<()> = PvRegistry::new();
+        compile(&cfg, &table, &pvs)
+            .unwrap_or_else(|d| panic!("{:?}", d.first().map(|x| &x.message)))
+    }
+
+    #[test]
+    fn constant_conditions_leave_only_the_live_branch() {
+        let text = "#!ifdef FAST\n#!define MODE 1\n#!else\n#!define MODE 0\n#!endif\nrequest_route {\n  if (MODE == 1 && 2 + 3 == 5) { return 7; } else { return 9; }\n  while (0) { exit; }\n}\n";
+        let fast = program(text, &["FAST"]);
+        let slow = program(text, &[]);
+        let consts = |p: &Program| p.consts.clone();
+        assert!(consts(&fast).contains(&Value::Int(7)) && !consts(&fast).contains(&Value::Int(9)));
+        assert!(consts(&slow).contains(&Value::Int(9)) && !consts(&slow).contains(&Value::Int(7)));
+        for p in [&fast, &slow] {
+            assert!(
+                !p.code
+                    .iter()
+                    .any(|op| matches!(op, Op::JmpFalse { .. } | Op::Exit))
+            );
+        }
+        assert_eq!(
+            const_eval(&Expr {
+                kind: ExprKind::Int(2147483648),
+                span: Default::default()
+            }),
+            Some(Value::Int(-2147483648))
+        );
+    }
 }
