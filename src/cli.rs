@@ -30,6 +30,17 @@ enum Cmd {
     Api(ApiArgs),
     /// Run a corpus of SIP messages through configs offline and compare engines.
     Bench(BenchArgs),
+    /// Compile a cfg ahead of time into an image that `ksr run -f IMAGE` starts from.
+    Compile(CompileArgs),
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    #[command(flatten)]
+    cfg: CfgArgs,
+    /// Output image.
+    #[arg(short = 'o', long = "output")]
+    output: PathBuf,
 }
 
 #[derive(Args)]
@@ -128,6 +139,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Run(a) => run_server(a),
         Cmd::Api(a) => api(a),
         Cmd::Bench(a) => bench(a),
+        Cmd::Compile(a) => compile_image(a),
     }
 }
 
@@ -208,7 +220,12 @@ fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Pr
 }
 
 fn run_server(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some((mut setup, program)) = load(&a.cfg)? else {
+    let loaded = if is_image(&a.cfg.file) {
+        load_image(&a.cfg.file)?
+    } else {
+        load(&a.cfg)?
+    };
+    let Some((mut setup, program)) = loaded else {
         eprintln!("ERROR: bad config file");
         return Ok(ExitCode::FAILURE);
     };
@@ -492,4 +509,89 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn is_image(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"KSRC"
+}
+
+/// The cfg text of everything but the routing blocks (parameters, modules, modparams).
+fn params_text(config: &compiler::ast::Config) -> String {
+    let items = config
+        .items
+        .iter()
+        .filter(|i| !matches!(i.kind, compiler::ast::ItemKind::Route(_)))
+        .cloned()
+        .collect();
+    compiler::pretty::print(&compiler::ast::Config { items })
+}
+
+fn compile_image(a: CompileArgs) -> anyhow::Result<ExitCode> {
+    let r = parse_file(&a.cfg.file, &a.cfg.options())
+        .with_context(|| format!("cannot read {}", a.cfg.file.display()))?;
+    let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
+        report(&r, &r.diagnostics, false);
+        return Ok(ExitCode::FAILURE);
+    };
+    let setup = match runtime::Setup::from_config(config) {
+        Ok(s) => s,
+        Err(errs) => {
+            let d: Vec<Diagnostic> = errs
+                .into_iter()
+                .map(|e| Diagnostic::error(e.span, e.message))
+                .collect();
+            report(&r, &d, false);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let program = match compiler::lower::compile(config, &setup.table, &setup.pvs) {
+        Ok(p) => p,
+        Err(d) => {
+            report(&r, &d, false);
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let bytes = vm::image::write(&program, &setup.table, &params_text(config))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    std::fs::write(&a.output, &bytes)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    eprintln!(
+        "{}: {} instructions, {} routes, {} bytes",
+        a.output.display(),
+        program.code.len(),
+        program.routes.len(),
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts from an image: the parameters' cfg text sets up the modules, the program is
+/// loaded against their exports (refused when one is missing or different).
+fn load_image(
+    path: &std::path::Path,
+) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let params =
+        vm::image::params_cfg(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let r =
+        compiler::frontend::parse_str(&path.display().to_string(), &params, &Options::default());
+    let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
+        report(&r, &r.diagnostics, false);
+        return Ok(None);
+    };
+    let setup = runtime::Setup::from_config(config).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            e.first().map(|x| x.message.clone()).unwrap_or_default()
+        )
+    })?;
+    let program = vm::image::load(&bytes, &setup.table, &setup.pvs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some((setup, program)))
 }

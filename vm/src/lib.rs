@@ -8,6 +8,7 @@
 //! The crate is generic over the host context `C` (the runtime's per-worker message
 //! context), so it does not depend on the SIP runtime.
 
+pub mod image;
 pub mod interp;
 pub mod ksr;
 pub mod program;

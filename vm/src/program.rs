@@ -9,7 +9,7 @@ use crate::value::Value;
 pub type Reg = u16;
 
 /// Binary operators on values, with Kamailio's coercion rules (see `interp`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BinOp {
     Add,
     Sub,
@@ -39,7 +39,7 @@ pub enum BinOp {
     NeNoCase,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum UnOp {
     /// Logical not of the truth value (> 0).
     Not,
@@ -55,7 +55,7 @@ pub enum UnOp {
 }
 
 /// One instruction. Registers are frame-relative; indices point into the program tables.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Op {
     Const {
         d: Reg,
@@ -161,7 +161,7 @@ pub enum Op {
 }
 
 /// How an argument reaches a KSR function.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CallSite {
     pub export: u32,
     /// First argument register; arguments are consecutive.
@@ -170,7 +170,7 @@ pub struct CallSite {
 }
 
 /// An IP network for `src_ip == 10.0.0.0/8`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct IpNet {
     pub addr: std::net::IpAddr,
     pub prefix: u8,
@@ -194,7 +194,7 @@ impl IpNet {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RouteInfo {
     pub kind: RouteKind,
     /// `None` for the main `request_route`, `reply_route`, `onsend_route`.
