@@ -40,7 +40,15 @@ struct CompileArgs {
     cfg: CfgArgs,
     /// Output image.
     #[arg(short = 'o', long = "output")]
-    output: PathBuf,
+    output: Option<PathBuf>,
+    /// Print the compiled program: `asm` is the bytecode listing.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Emit {
+    Asm,
 }
 
 #[derive(Args)]
@@ -556,13 +564,18 @@ fn compile_image(a: CompileArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
+    if let Some(Emit::Asm) = a.emit {
+        print!("{}", program.disassemble(&setup.table));
+    }
+    let Some(output) = &a.output else {
+        return Ok(ExitCode::SUCCESS);
+    };
     let bytes = vm::image::write(&program, &setup.table, &params_text(config))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    std::fs::write(&a.output, &bytes)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "{}: {} instructions, {} routes, {} bytes",
-        a.output.display(),
+        output.display(),
         program.code.len(),
         program.routes.len(),
         bytes.len()

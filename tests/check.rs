@@ -132,3 +132,23 @@ fn bench_runs_the_corpus_under_both_engines() {
         assert!(r["p50_us"].as_f64().unwrap_or(0.0) > 0.0);
     }
 }
+
+#[test]
+fn emit_asm_lists_the_bytecode() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .args(["compile", "--emit", "asm", "-f"])
+        .arg(root().join("examples/kamailio.cfg"))
+        .output()
+        .expect("ksr compile");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("request_route:"), "{text}");
+    assert!(text.contains("route[LOCAL]:"), "{text}");
+    // Constant arguments are converted at compile time: the 483 is an integer constant.
+    assert!(text.contains("const   r0, 483"), "{text}");
+    assert!(text.contains("sl.sl_send_reply"), "{text}");
+}

@@ -525,10 +525,10 @@ impl<C> Lowerer<'_, C> {
                 format!("function '{name}' cannot be used in {}", kind.keyword()),
             );
         }
-        let hints = self
+        let (hints, ptypes) = self
             .table
             .get(export)
-            .map(|e| e.sig.hints.clone())
+            .map(|e| (e.sig.hints.clone(), e.sig.params.clone()))
             .unwrap_or_default();
         // Arguments go to consecutive registers.
         let first = self.next;
@@ -537,10 +537,57 @@ impl<C> Lowerer<'_, C> {
             regs.push(self.reg());
         }
         for (i, a) in c.args.iter().enumerate() {
-            let r = self.arg(a, hints.get(i).copied());
-            if let Some(&slot) = regs.get(i) {
-                self.emit(Op::Move { d: slot, s: r });
+            let Some(&slot) = regs.get(i) else { continue };
+            // Constant arguments are converted to the parameter type once, here, and
+            // loaded straight into their slot.
+            if let ExprKind::Str(text) = &a.kind
+                && !vm::pv::has_pv(&String::from_utf8_lossy(text))
+                && !matches!(hints.get(i), Some(vm::ParamHint::PvName))
+            {
+                let v = match ptypes.get(i) {
+                    Some(vm::ParamType::Int) => {
+                        match std::str::from_utf8(text)
+                            .ok()
+                            .and_then(|t| t.trim().parse::<i64>().ok())
+                        {
+                            Some(n) => Value::Int(n),
+                            None => {
+                                self.err(
+                                    a.span,
+                                    format!("parameter {} of '{name}' must be an integer", i + 1),
+                                );
+                                continue;
+                            }
+                        }
+                    }
+                    _ => Value::Str(text.clone()),
+                };
+                if matches!(hints.get(i), Some(vm::ParamHint::Regex))
+                    && regex::Regex::new(&String::from_utf8_lossy(text)).is_err()
+                {
+                    self.err(
+                        a.span,
+                        format!(
+                            "invalid regular expression '{}'",
+                            String::from_utf8_lossy(text)
+                        ),
+                    );
+                }
+                let k = self.konst(v);
+                self.emit(Op::Const { d: slot, k });
+                continue;
             }
+            if let ExprKind::Int(n) = &a.kind {
+                let v = match ptypes.get(i) {
+                    Some(vm::ParamType::Str) => Value::Str(bytes::Bytes::from(n.to_string())),
+                    _ => Value::Int(*n),
+                };
+                let k = self.konst(v);
+                self.emit(Op::Const { d: slot, k });
+                continue;
+            }
+            let r = self.arg(a, hints.get(i).copied());
+            self.emit(Op::Move { d: slot, s: r });
         }
         let site = self.prog.calls.len() as u32;
         self.prog.calls.push(CallSite {

@@ -227,3 +227,75 @@ impl Program {
             .map(|i| i as u32)
     }
 }
+
+impl Program {
+    /// A readable listing of the bytecode (`ksr compile --emit asm`): each route with its
+    /// instructions, constants, pseudo-variables and called functions shown by name.
+    pub fn disassemble<C>(&self, table: &crate::ksr::KsrTable<C>) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        let mut starts: Vec<(u32, String, u16)> = self
+            .routes
+            .iter()
+            .map(|r| {
+                let name = match &r.name {
+                    Some(n) => format!("{}[{n}]", r.kind.keyword()),
+                    None => match r.kind {
+                        crate::route::RouteKind::Request => "request_route".to_string(),
+                        k => k.keyword().to_string(),
+                    },
+                };
+                (r.entry, name, r.regs)
+            })
+            .collect();
+        starts.sort();
+        for (i, op) in self.code.iter().enumerate() {
+            for (e, name, regs) in &starts {
+                if *e as usize == i {
+                    let _ = writeln!(out, "\n{name}:  ; {regs} registers");
+                }
+            }
+            let text = match *op {
+                Op::Const { d, k } => format!(
+                    "const   r{d}, {}",
+                    match self.consts.get(k as usize) {
+                        Some(Value::Str(s)) => format!("{:?}", String::from_utf8_lossy(s)),
+                        Some(v) => v.to_string(),
+                        None => "?".into(),
+                    }
+                ),
+                Op::Pv { d, pv } => format!(
+                    "pv      r{d}, {}",
+                    self.pvs.get(pv as usize).map_or("?", |p| &p.text)
+                ),
+                Op::SetPv { pv, s, mode } => format!(
+                    "setpv   {}, r{s}{}",
+                    self.pvs.get(pv as usize).map_or("?", |p| &p.text),
+                    if mode == 2 { " (all)" } else { "" }
+                ),
+                Op::Fmt { d, f } => format!("fmt     r{d}, #{f}"),
+                Op::Call { d, site } => match self.calls.get(site as usize) {
+                    Some(c) => format!(
+                        "call    r{d}, {}(r{}..+{})",
+                        table
+                            .get(c.export)
+                            .map_or("?".to_string(), |e| e.sig.kemi_path()),
+                        c.args,
+                        c.argc
+                    ),
+                    None => "call    ?".into(),
+                },
+                Op::Route { d, route } => format!(
+                    "route   r{d}, {}",
+                    self.routes
+                        .get(route as usize)
+                        .and_then(|r| r.name.clone())
+                        .unwrap_or_default()
+                ),
+                other => format!("{other:?}").to_lowercase(),
+            };
+            let _ = writeln!(out, "  {i:4}  {text}");
+        }
+        out
+    }
+}
