@@ -182,6 +182,8 @@ pub struct LuaEngine {
     request: String,
     reply: String,
     onsend: String,
+    /// The three entry points, looked up once (scripts define them at load).
+    entry: [Option<Function>; 3],
 }
 
 impl LuaEngine {
@@ -194,7 +196,7 @@ impl LuaEngine {
             .set_name(format!("@{}", script.display()))
             .exec()
             .map_err(|e| format!("{}: {e}", script.display()))?;
-        let eng = LuaEngine {
+        let mut eng = LuaEngine {
             lua,
             script: script.to_path_buf(),
             request: core
@@ -206,8 +208,14 @@ impl LuaEngine {
             onsend: core
                 .cfg
                 .kemi_callback("onsend_route_callback", "ksr_onsend_route"),
+            entry: [None, None, None],
         };
-        if eng.function(&eng.request).is_none() {
+        eng.entry = [
+            eng.function(&eng.request),
+            eng.function(&eng.reply),
+            eng.function(&eng.onsend),
+        ];
+        if eng.entry[0].is_none() {
             return Err(format!(
                 "{}: the script has no function {}()",
                 script.display(),
@@ -242,7 +250,13 @@ impl LuaEngine {
 impl RouteEngine for LuaEngine {
     fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
         let name = self.target_name(target);
-        let Some(f) = self.function(name) else {
+        let f = match target {
+            RouteTarget::Request => self.entry[0].clone(),
+            RouteTarget::Reply => self.entry[1].clone(),
+            RouteTarget::OnSend => self.entry[2].clone(),
+            _ => self.function(name),
+        };
+        let Some(f) = f else {
             if !matches!(target, RouteTarget::Reply | RouteTarget::OnSend) {
                 runtime::klog!(
                     L_ERR,
@@ -288,7 +302,12 @@ impl RouteEngine for LuaEngine {
     }
 
     fn exists(&self, target: RouteTarget<'_>) -> bool {
-        self.function(self.target_name(target)).is_some()
+        match target {
+            RouteTarget::Request => self.entry[0].is_some(),
+            RouteTarget::Reply => self.entry[1].is_some(),
+            RouteTarget::OnSend => self.entry[2].is_some(),
+            _ => self.function(self.target_name(target)).is_some(),
+        }
     }
 
     fn name(&self) -> &'static str {
