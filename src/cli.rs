@@ -201,6 +201,14 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads, checks and compiles a cfg: the setup and the program, or the errors printed.
 fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program)>> {
+    Ok(load_with_config(cfg)?.map(|(s, p, _)| (s, p)))
+}
+
+/// [`load`], also returning the syntax tree.
+#[allow(clippy::type_complexity)]
+fn load_with_config(
+    cfg: &CfgArgs,
+) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program, compiler::ast::Config)>> {
     let r = parse_file(&cfg.file, &cfg.options())
         .with_context(|| format!("cannot read {}", cfg.file.display()))?;
     let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
@@ -219,7 +227,7 @@ fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Pr
         }
     };
     match compiler::lower::compile(config, &setup.table, &setup.pvs) {
-        Ok(p) => Ok(Some((setup, p))),
+        Ok(p) => Ok(Some((setup, p, config.clone()))),
         Err(d) => {
             report(&r, &d, false);
             Ok(None)
@@ -540,30 +548,10 @@ fn params_text(config: &compiler::ast::Config) -> String {
 }
 
 fn compile_image(a: CompileArgs) -> anyhow::Result<ExitCode> {
-    let r = parse_file(&a.cfg.file, &a.cfg.options())
-        .with_context(|| format!("cannot read {}", a.cfg.file.display()))?;
-    let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
-        report(&r, &r.diagnostics, false);
+    let Some((setup, program, config)) = load_with_config(&a.cfg)? else {
         return Ok(ExitCode::FAILURE);
     };
-    let setup = match runtime::Setup::from_config(config) {
-        Ok(s) => s,
-        Err(errs) => {
-            let d: Vec<Diagnostic> = errs
-                .into_iter()
-                .map(|e| Diagnostic::error(e.span, e.message))
-                .collect();
-            report(&r, &d, false);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let program = match compiler::lower::compile(config, &setup.table, &setup.pvs) {
-        Ok(p) => p,
-        Err(d) => {
-            report(&r, &d, false);
-            return Ok(ExitCode::FAILURE);
-        }
-    };
+    let config = &config;
     if let Some(Emit::Asm) = a.emit {
         print!("{}", program.disassemble(&setup.table));
     }

@@ -946,29 +946,7 @@ impl<C> Lowerer<'_, C> {
         let a = self.expr(lhs);
         let b = self.expr(rhs);
         let d = self.reg();
-        let op = match op {
-            BinaryOp::BitOr => BinOp::BitOr,
-            BinaryOp::BitAnd => BinOp::BitAnd,
-            BinaryOp::BitXor => BinOp::BitXor,
-            BinaryOp::Shl => BinOp::Shl,
-            BinaryOp::Shr => BinOp::Shr,
-            BinaryOp::Eq => BinOp::Eq,
-            BinaryOp::Ne => BinOp::Ne,
-            BinaryOp::IntEq => BinOp::IntEq,
-            BinaryOp::IntNe => BinOp::IntNe,
-            BinaryOp::StrEq => BinOp::StrEq,
-            BinaryOp::StrNe => BinOp::StrNe,
-            BinaryOp::Gt => BinOp::Gt,
-            BinaryOp::Lt => BinOp::Lt,
-            BinaryOp::Ge => BinOp::Ge,
-            BinaryOp::Le => BinOp::Le,
-            BinaryOp::Add => BinOp::Add,
-            BinaryOp::Sub => BinOp::Sub,
-            BinaryOp::Mul => BinOp::Mul,
-            BinaryOp::Div => BinOp::Div,
-            BinaryOp::Mod => BinOp::Mod,
-            BinaryOp::And | BinaryOp::Or | BinaryOp::Match => BinOp::Eq,
-        };
+        let op = bin_op(op).unwrap_or(BinOp::Eq);
         self.emit(Op::Bin { op, d, a, b });
         d
     }
@@ -979,6 +957,34 @@ impl<C> Lowerer<'_, C> {
         self.emit(Op::Un { op, d, a: r });
         d
     }
+}
+
+/// The VM operator of a binary operator (`None` for the short-circuit and regex ones,
+/// which lower to jumps and match instructions).
+fn bin_op(op: BinaryOp) -> Option<BinOp> {
+    Some(match op {
+        BinaryOp::BitOr => BinOp::BitOr,
+        BinaryOp::BitAnd => BinOp::BitAnd,
+        BinaryOp::BitXor => BinOp::BitXor,
+        BinaryOp::Shl => BinOp::Shl,
+        BinaryOp::Shr => BinOp::Shr,
+        BinaryOp::Eq => BinOp::Eq,
+        BinaryOp::Ne => BinOp::Ne,
+        BinaryOp::IntEq => BinOp::IntEq,
+        BinaryOp::IntNe => BinOp::IntNe,
+        BinaryOp::StrEq => BinOp::StrEq,
+        BinaryOp::StrNe => BinOp::StrNe,
+        BinaryOp::Gt => BinOp::Gt,
+        BinaryOp::Lt => BinOp::Lt,
+        BinaryOp::Ge => BinOp::Ge,
+        BinaryOp::Le => BinOp::Le,
+        BinaryOp::Add => BinOp::Add,
+        BinaryOp::Sub => BinOp::Sub,
+        BinaryOp::Mul => BinOp::Mul,
+        BinaryOp::Div => BinOp::Div,
+        BinaryOp::Mod => BinOp::Mod,
+        BinaryOp::And | BinaryOp::Or | BinaryOp::Match => return None,
+    })
 }
 
 /// The value of an expression made only of literals (defines often make conditions
@@ -1016,27 +1022,7 @@ pub fn const_eval(e: &Expr) -> Option<Value> {
             let bop = match op {
                 BinaryOp::And => return Some(Value::Int((t(&a) && t(&b)) as i64)),
                 BinaryOp::Or => return Some(Value::Int((t(&a) || t(&b)) as i64)),
-                BinaryOp::Match => return None,
-                BinaryOp::BitOr => BinOp::BitOr,
-                BinaryOp::BitAnd => BinOp::BitAnd,
-                BinaryOp::BitXor => BinOp::BitXor,
-                BinaryOp::Shl => BinOp::Shl,
-                BinaryOp::Shr => BinOp::Shr,
-                BinaryOp::Eq => BinOp::Eq,
-                BinaryOp::Ne => BinOp::Ne,
-                BinaryOp::IntEq => BinOp::IntEq,
-                BinaryOp::IntNe => BinOp::IntNe,
-                BinaryOp::StrEq => BinOp::StrEq,
-                BinaryOp::StrNe => BinOp::StrNe,
-                BinaryOp::Gt => BinOp::Gt,
-                BinaryOp::Lt => BinOp::Lt,
-                BinaryOp::Ge => BinOp::Ge,
-                BinaryOp::Le => BinOp::Le,
-                BinaryOp::Add => BinOp::Add,
-                BinaryOp::Sub => BinOp::Sub,
-                BinaryOp::Mul => BinOp::Mul,
-                BinaryOp::Div => BinOp::Div,
-                BinaryOp::Mod => BinOp::Mod,
+                other => bin_op(*other)?,
             };
             vm::interp::binop(bop, &a, &b).ok()
         }

@@ -581,31 +581,39 @@ fn matcher(op: &[u8], pat: &[u8]) -> Option<Matcher> {
     })
 }
 
-fn rm_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
-    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
-        return Value::Int(-1);
-    };
-    t.remove_matching(|k, v| {
+/// A predicate over (name, value) of items for the `sht_*_name` / `sht_*_value` functions.
+fn item_matcher(op: &[u8], pat: &[u8], by_value: bool) -> Option<impl Fn(&[u8], &Value) -> bool> {
+    let m = matcher(op, pat)?;
+    Some(move |k: &[u8], v: &Value| {
         if by_value {
             matches!(v, Value::Str(s) if m(s))
         } else {
             m(k)
         }
-    });
-    Value::Int(1)
+    })
+}
+
+fn rm_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
+    match (
+        c.core.m.htable.table(table),
+        item_matcher(op, pat, by_value),
+    ) {
+        (Some(t), Some(f)) => {
+            t.remove_matching(f);
+            Value::Int(1)
+        }
+        _ => Value::Int(-1),
+    }
 }
 
 fn has_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
-    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
-        return Value::Int(-1);
-    };
-    b(t.count_matching(|k, v| {
-        if by_value {
-            matches!(v, Value::Str(s) if m(s))
-        } else {
-            m(k)
-        }
-    }) > 0)
+    match (
+        c.core.m.htable.table(table),
+        item_matcher(op, pat, by_value),
+    ) {
+        (Some(t), Some(f)) => b(t.count_matching(f) > 0),
+        _ => Value::Int(-1),
+    }
 }
 
 #[cfg(test)]
