@@ -476,13 +476,7 @@ fn register(r: &mut Registrar<'_>) {
         rm_match(c, &t, b"re", &re, true)
     });
     r.kemi("htable", "sht_rm_name", &[S, S, S], RetType::Int, |c, a| {
-        rm_match(
-            c,
-            &arg_bytes(a, 0),
-            &arg_bytes(a, 1),
-            &arg_bytes(a, 2),
-            false,
-        )
+        by_args(c, a, false, rm_match)
     })
     .native("sht_rm_name", RouteMask::ANY);
     r.kemi(
@@ -490,15 +484,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_rm_value",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            rm_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                true,
-            )
-        },
+        |c, a| by_args(c, a, true, rm_match),
     )
     .native("sht_rm_value", RouteMask::ANY);
     r.kemi(
@@ -506,15 +492,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_match_name",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            has_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                false,
-            )
-        },
+        |c, a| by_args(c, a, false, has_match),
     )
     .native("sht_match_name", RouteMask::ANY)
     .native("sht_has_name", RouteMask::ANY);
@@ -523,15 +501,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_match_str_value",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            has_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                true,
-            )
-        },
+        |c, a| by_args(c, a, true, has_match),
     )
     .native("sht_match_str_value", RouteMask::ANY)
     .native("sht_has_str_value", RouteMask::ANY);
@@ -579,6 +549,19 @@ fn matcher(op: &[u8], pat: &[u8]) -> Option<Matcher> {
         b"in" => Box::new(move |s| p.is_empty() || s.windows(p.len()).any(|w| w == &p[..])),
         _ => return None,
     })
+}
+
+type MatchFn = fn(&mut Ctx, &[u8], &[u8], &[u8], bool) -> Value;
+
+/// `(table, op, value)` arguments to a match/remove function.
+fn by_args(c: &mut Ctx, a: &[Value], by_value: bool, f: MatchFn) -> Value {
+    f(
+        c,
+        &arg_bytes(a, 0),
+        &arg_bytes(a, 1),
+        &arg_bytes(a, 2),
+        by_value,
+    )
 }
 
 /// A predicate over (name, value) of items for the `sht_*_name` / `sht_*_value` functions.
