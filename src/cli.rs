@@ -172,25 +172,42 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     {
         print!("{}", compiler::pretty::print(c));
     }
+    let mut engine_error = None;
     if !a.syntax_only
         && !r.has_errors()
         && let Some(cfg) = &r.config
-        && let Err(errs) = runtime::Setup::from_config(cfg)
     {
-        diags.extend(
-            errs.into_iter()
-                .map(|e| Diagnostic::error(e.span, e.message)),
-        );
-    } else if !a.syntax_only
-        && !r.has_errors()
-        && let Some(cfg) = &r.config
-        && let Ok(setup) = runtime::Setup::from_config(cfg)
-        && let Err(errs) = compiler::lower::compile(cfg, &setup.table, &setup.pvs)
-    {
-        diags.extend(errs);
+        match runtime::Setup::from_config(cfg) {
+            Err(errs) => diags.extend(
+                errs.into_iter()
+                    .map(|e| Diagnostic::error(e.span, e.message)),
+            ),
+            Ok(setup) => match compiler::lower::compile(cfg, &setup.table, &setup.pvs) {
+                Err(errs) => diags.extend(errs),
+                // A KEMI config: load the script as a worker would, so a syntax error or a
+                // missing entry point is reported now rather than at the first message.
+                Ok(program)
+                    if setup
+                        .cfg
+                        .cfgengine
+                        .as_deref()
+                        .is_some_and(|e| e != "native") =>
+                {
+                    engine_error = match engine_factory(&setup, program) {
+                        Err(e) => Some(e),
+                        Ok(f) => runtime::offline::Harness::new(setup, f.as_ref()).err(),
+                    };
+                }
+                Ok(_) => {}
+            },
+        }
     }
     diags.sort_by_key(|d| (d.span.file, d.span.lo));
-    let errors = report(&r, &diags, a.one_line);
+    let mut errors = report(&r, &diags, a.one_line);
+    if let Some(e) = engine_error {
+        eprintln!("ERROR: {e}");
+        errors += 1;
+    }
     if errors > 0 {
         eprintln!("ERROR: bad config file ({errors} errors)");
         return Ok(ExitCode::FAILURE);

@@ -152,3 +152,41 @@ fn emit_asm_lists_the_bytecode() {
     assert!(text.contains("const   r0, 483"), "{text}");
     assert!(text.contains("sl.sl_send_reply"), "{text}");
 }
+
+#[test]
+fn check_loads_kemi_scripts() {
+    let dir = std::env::temp_dir().join(format!("ksr-check-lua-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let cfg = |script: &std::path::Path| {
+        format!(
+            "listen=udp:127.0.0.1:5099\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+            script.display()
+        )
+    };
+    let run = |script_text: &str, name: &str| {
+        let script = dir.join(format!("{name}.lua"));
+        std::fs::write(&script, script_text).expect("write");
+        let c = dir.join(format!("{name}.cfg"));
+        std::fs::write(&c, cfg(&script)).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+            .args(["check", "-f"])
+            .arg(&c)
+            .output()
+            .expect("ksr check");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(
+        "function ksr_request_route()\n KSR.sl.sl_send_reply(200, 'ok')\nend\n",
+        "good",
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = run("function ksr_request_rout()\nend\n", "misspelled");
+    assert!(!ok);
+    assert!(err.contains("no function ksr_request_route()"), "{err}");
+    let (ok, err) = run("function ksr_request_route(\n", "broken");
+    assert!(!ok);
+    assert!(err.contains("broken.lua"), "{err}");
+}
