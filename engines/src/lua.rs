@@ -70,6 +70,20 @@ fn to_lua(lua: &Lua, v: Value, ret: RetType) -> mlua::Result<LuaValue> {
     })
 }
 
+/// Calls export `idx` for the current message and converts its result.
+fn call(lua: &Lua, idx: u32, ret: RetType, args: &[Value]) -> mlua::Result<LuaValue> {
+    let r = with_ctx(|c| {
+        let t = vm::Host::ksr_table(c);
+        t.call(idx, c, args)
+    });
+    match r {
+        Some(v) => to_lua(lua, v, ret),
+        None => Err(mlua::Error::runtime(
+            "KSR function called outside of a message",
+        )),
+    }
+}
+
 /// Builds the `KSR` global from the table.
 fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
     let ksr = lua.create_table()?;
@@ -79,26 +93,41 @@ fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
         }
         let params = e.sig.params.clone();
         let ret = e.sig.ret;
-        let f = lua.create_function(move |lua, args: MultiValue| {
-            let mut vals: [Value; 6] = Default::default();
-            let n = params.len().min(6);
-            for (i, p) in params.iter().take(n).enumerate() {
-                let a = args.get(i).unwrap_or(&LuaValue::Nil);
-                if let Some(slot) = vals.get_mut(i) {
-                    *slot = to_value(a, *p);
-                }
+        // Fixed-arity closures: no argument vector is allocated per call.
+        let f = match params.len() {
+            0 => lua.create_function(move |lua, ()| call(lua, idx, ret, &[]))?,
+            1 => {
+                let p = [params[0]];
+                lua.create_function(move |lua, a: LuaValue| {
+                    call(lua, idx, ret, &[to_value(&a, p[0])])
+                })?
             }
-            let r = with_ctx(|c| {
-                let t = vm::Host::ksr_table(c);
-                t.call(idx, c, &vals[..n])
-            });
-            match r {
-                Some(v) => to_lua(lua, v, ret),
-                None => Err(mlua::Error::runtime(
-                    "KSR function called outside of a message",
-                )),
+            2 => {
+                let p = [params[0], params[1]];
+                lua.create_function(move |lua, (a, b): (LuaValue, LuaValue)| {
+                    call(lua, idx, ret, &[to_value(&a, p[0]), to_value(&b, p[1])])
+                })?
             }
-        })?;
+            3 => {
+                let p = [params[0], params[1], params[2]];
+                lua.create_function(move |lua, (a, b, c): (LuaValue, LuaValue, LuaValue)| {
+                    call(
+                        lua,
+                        idx,
+                        ret,
+                        &[to_value(&a, p[0]), to_value(&b, p[1]), to_value(&c, p[2])],
+                    )
+                })?
+            }
+            _ => lua.create_function(move |lua, args: MultiValue| {
+                let vals: Vec<Value> = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| to_value(args.get(i).unwrap_or(&LuaValue::Nil), *p))
+                    .collect();
+                call(lua, idx, ret, &vals)
+            })?,
+        };
         let target = if e.sig.module.is_empty() {
             ksr.clone()
         } else {
