@@ -260,6 +260,17 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     // Misc.
     named(r, "K", m::constant, None, m::parse_const_name, false);
     named(r, "snd", m::snd, None, m::parse_snd_name, false);
+    named(r, "env", m::env, None, vars::parse_plain_name, false);
+    class(r, "null", m::null, None);
+    named(
+        r,
+        "version",
+        m::version_info,
+        None,
+        m::parse_version_name,
+        false,
+    );
+    named(r, "cnt", vars::cnt, None, vars::parse_cnt_name, false);
     named(r, "expires", m::expires, None, m::parse_expires_name, false);
     // Variables.
     for n in ["var", "vz"] {

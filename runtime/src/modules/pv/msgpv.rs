@@ -1243,3 +1243,38 @@ pub fn snd(ctx: &mut Ctx, spec: &PvSpec) -> Value {
         _ => Value::Null,
     }
 }
+
+// ---------------------------------------------------------------- environment, constants
+
+/// `$env(NAME)`: an environment variable of the server process.
+pub fn env(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match super::util::name_of(ctx, &spec.param) {
+        Some(n) => {
+            std::env::var(String::from_utf8_lossy(&n).as_ref()).map_or(Value::Null, Value::from)
+        }
+        None => Value::Null,
+    }
+}
+
+pub fn null(_: &mut Ctx, _: &PvSpec) -> Value {
+    Value::Null
+}
+
+pub fn parse_version_name(s: &str) -> Result<PvParam, String> {
+    match s.trim() {
+        "full" => Ok(PvParam::Int(0)),
+        "hash" => Ok(PvParam::Int(1)),
+        "num" => Ok(PvParam::Int(2)),
+        o => Err(format!("unknown $version name '{o}'")),
+    }
+}
+
+/// `$version(full|hash|num)`: this server's version.
+pub fn version_info(_: &mut Ctx, spec: &PvSpec) -> Value {
+    let v = env!("CARGO_PKG_VERSION");
+    match spec.param {
+        PvParam::Int(0) => Value::from(format!("ksr {v}")),
+        PvParam::Int(1) => Value::from("-"),
+        _ => Value::from(v),
+    }
+}
