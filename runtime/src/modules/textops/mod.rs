@@ -147,6 +147,49 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("replace_body_all", RouteMask::ANY)
     .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "replace", &[S, S], RetType::Int, |c, a| {
+        let Some(re) = regex(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        let with = arg_bytes(a, 1);
+        b(rewrite_message(c, &re, false, |_| with.to_vec()))
+    })
+    .native("replace", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "replace_all", &[S, S], RetType::Int, |c, a| {
+        let Some(re) = regex(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        let with = arg_bytes(a, 1);
+        b(rewrite_message(c, &re, true, |_| with.to_vec()))
+    })
+    .native("replace_all", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "subst", &[S], RetType::Int, |c, a| {
+        let Some((re, repl, global)) = vm::transform::parse_subst_expr(&arg_bytes(a, 0)) else {
+            crate::klog!(L_ERR, "textops", "subst: bad expression");
+            return Value::Int(-1);
+        };
+        // Same pattern and flags, over bytes.
+        let expr = arg_bytes(a, 0);
+        let icase = expr
+            .first()
+            .and_then(|d| expr.iter().rposition(|x| x == d))
+            .is_some_and(|p| expr[p + 1..].contains(&b'i'));
+        let Ok(re) = regex::bytes::RegexBuilder::new(re.as_str())
+            .multi_line(true)
+            .case_insensitive(icase)
+            .build()
+        else {
+            return Value::Int(-1);
+        };
+        b(rewrite_message(c, &re, global, |caps| {
+            let mut out = Vec::new();
+            caps.expand(repl.as_bytes(), &mut out);
+            out
+        }))
+    })
+    .native("subst", RouteMask::ANY);
     r.kemi("textops", "set_body", &[S, S], RetType::Int, set_body)
         .native("set_body", RouteMask::ANY);
     r.kemi("textops", "in_list", &[S, S, S], RetType::Int, |_, a| {
@@ -307,6 +350,61 @@ fn replace_body(c: &mut Ctx, a: &[Value], all: bool) -> Value {
     };
     c.msg.set_body(Bytes::from(out.into_owned()));
     Value::Int(1)
+}
+
+/// Applies `re` to the header section (as recorded edits) and then the body (as a new
+/// body), the parts Kamailio's textops search after the first line: the first match only,
+/// or every match with `all`. True when something matched.
+fn rewrite_message(
+    c: &mut Ctx,
+    re: &regex::bytes::Regex,
+    all: bool,
+    with: impl Fn(&regex::bytes::Captures<'_>) -> Vec<u8>,
+) -> bool {
+    let start = c.msg.headers_start();
+    let end = c.msg.headers_end();
+    let buf = c.msg.buf().clone();
+    let Some(hdrs) = buf.get(start..end) else {
+        return false;
+    };
+    let mut edits = Vec::new();
+    for caps in re.captures_iter(hdrs) {
+        let Some(m) = caps.get(0) else { continue };
+        edits.push(crate::sip::Edit::replace(
+            start + m.start(),
+            start + m.end(),
+            Bytes::from(with(&caps)),
+        ));
+        if !all {
+            break;
+        }
+    }
+    let found = !edits.is_empty();
+    for e in edits {
+        c.msg.add_edit(e);
+    }
+    if found && !all {
+        return true;
+    }
+    let body = c.msg.current_body().clone();
+    let mut out = Vec::with_capacity(body.len());
+    let mut last = 0;
+    let mut body_hit = false;
+    for caps in re.captures_iter(&body) {
+        let Some(m) = caps.get(0) else { continue };
+        out.extend_from_slice(&body[last..m.start()]);
+        out.extend_from_slice(&with(&caps));
+        last = m.end();
+        body_hit = true;
+        if !all {
+            break;
+        }
+    }
+    if body_hit {
+        out.extend_from_slice(&body[last..]);
+        c.msg.set_body(Bytes::from(out));
+    }
+    found || body_hit
 }
 
 fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
