@@ -17,5 +17,6 @@ pub use route::{RouteKind, RouteMask};
 pub use value::Value;
 pub mod host;
 pub mod pv;
+pub mod transform;
 
 pub use host::Host;
