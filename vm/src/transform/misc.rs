@@ -176,12 +176,12 @@ struct PHostPort {
     port: Option<std::ops::Range<usize>>,
 }
 
+/// Kamailio's `parse_proto`: udp, tcp, tls and sctp (not ws/wss). Kamailio also refuses tls
+/// when TLS is disabled (`enable_tls=no`, its default); ksr cannot see that setting here and
+/// accepts it.
 fn is_proto(s: &[u8]) -> bool {
     let l = s.to_ascii_lowercase();
-    matches!(
-        l.as_slice(),
-        b"udp" | b"tcp" | b"tls" | b"sctp" | b"ws" | b"wss"
-    )
+    matches!(l.as_slice(), b"udp" | b"tcp" | b"tls" | b"sctp")
 }
 
 fn is_port(s: &[u8]) -> bool {
