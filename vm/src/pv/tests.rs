@@ -497,6 +497,12 @@ fn evaluation_and_printing() {
     assert_eq!(out(&mut c, "[$(var(x){s.int})]"), "[]");
     assert_eq!(try_get(&mut c, &spec("$(var(x){s.int})")), None);
     assert_eq!(try_get(&mut c, &spec("$var(none)")), Some(Value::Null));
+    // From the Kamailio oracle: a transformation of a null value fails, so it prints
+    // nothing, while the null itself prints <null> ("[$(avp(none){s.len})][$avp(none)]").
+    assert_eq!(
+        out(&mut c, "[$(avp(none){s.len})][$avp(none)]"),
+        "[][<null>]"
+    );
 
     // Parameters from pseudo-variables are evaluated per use and must be integers.
     set(&mut c, &spec("$var(i)"), &Value::Int(2)).unwrap();
