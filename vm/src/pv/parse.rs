@@ -139,12 +139,35 @@ fn content_end(b: &[u8], start: usize, o: u8, c: u8) -> Option<usize> {
     None
 }
 
+/// Pseudo-variables nest (`$var($var(x))`, parameters of transformations); deeper nesting
+/// than this is refused so hostile run-time text cannot exhaust the stack.
+const MAX_NESTING: u32 = 32;
+
+thread_local! {
+    static NESTING: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
 /// Parses one pseudo-variable at the start of `text` (Kamailio's `pv_parse_spec`); returns
 /// it and the number of bytes it spans. Text after it is not looked at.
 pub fn parse_spec_prefix<C>(
     text: &str,
     reg: &PvRegistry<C>,
 ) -> Result<(PvSpec, usize), PvParseError> {
+    let depth = NESTING.with(|n| n.get());
+    if depth >= MAX_NESTING {
+        return Err(PvParseError::new(
+            text,
+            0,
+            "pseudo-variables nested too deeply",
+        ));
+    }
+    NESTING.with(|n| n.set(depth + 1));
+    let r = parse_spec_inner(text, reg);
+    NESTING.with(|n| n.set(depth));
+    r
+}
+
+fn parse_spec_inner<C>(text: &str, reg: &PvRegistry<C>) -> Result<(PvSpec, usize), PvParseError> {
     let b = text.as_bytes();
     let err = |at: usize, m: String| PvParseError::new(text, at, m);
     if b.first() != Some(&b'$') {

@@ -438,6 +438,12 @@ fn errors_have_offsets() {
     assert!(e.message.contains("table=>key"), "{e}");
     let e = err("$(hdr(Via)[+])");
     assert!(e.message.contains("not supported"), "{e}");
+    // Hostile nesting is refused instead of exhausting the stack.
+    let deep = format!("{}x{}", "$avp(".repeat(10_000), ")".repeat(10_000));
+    let e = parse_spec(&deep, registry()).err().map(|e| e.message);
+    assert!(e.is_some_and(|m| m.contains("nested too deeply")));
+    let deep = format!("{}x{}", "$avp(".repeat(20), ")".repeat(20));
+    assert!(parse_spec(&deep, registry()).is_ok());
     // Errors inside nested names are anchored in the outer text.
     let e = err("$avp($nosuch)");
     assert!(e.message.contains("$nosuch"), "{e}");

@@ -58,12 +58,12 @@ impl SubstExpr {
         if b.len() < 3 {
             return Err(format!("substitution too short: {expr}"));
         }
-        let sep = b[0];
+        let sep = *b.first().ok_or("empty substitution")?;
         if sep == b'\\' {
             return Err(format!("invalid separator '\\' in {expr}"));
         }
         let mut p = 1;
-        while p < b.len() && !(b[p] == sep && b[p - 1] != b'\\') {
+        while p < b.len() && !(b.get(p) == Some(&sep) && b.get(p - 1) != Some(&b'\\')) {
             p += 1;
         }
         if p >= b.len() {
@@ -78,8 +78,7 @@ impl SubstExpr {
         let mut lit = Vec::new();
         let mut i = p + 1;
         let mut closed = false;
-        while i < b.len() {
-            let c = b[i];
+        while let Some(&c) = b.get(i) {
             if c == b'\\' {
                 let Some(&n) = b.get(i + 1) else {
                     // A trailing backslash escapes nothing; the separator is then missing.
