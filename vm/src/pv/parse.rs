@@ -12,6 +12,8 @@
 //! * transformations may be separated by blanks (`{s.len} {s.int}`);
 //! * in a format string every `$` must start a valid pseudo-variable (a lone `$` is an
 //!   error, as in Kamailio).
+//!
+//! Not supported: the iterator index `[+]`. Nesting is limited to 32 levels.
 
 use super::{
     Format, FormatPart, PV_MARKER_CLASS, PvClassId, PvIndex, PvParam, PvRegistry, PvSpec, Transform,
