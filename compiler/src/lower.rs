@@ -540,10 +540,21 @@ impl<C> Lowerer<'_, C> {
             let Some(&slot) = regs.get(i) else { continue };
             // Constant arguments are converted to the parameter type once, here, and
             // loaded straight into their slot.
+            // Regexes and substitutions are passed as written (their `$` is an anchor).
+            let literal = matches!(
+                hints.get(i),
+                Some(vm::ParamHint::Regex | vm::ParamHint::Subst)
+            );
             if let ExprKind::Str(text) = &a.kind
-                && !vm::pv::has_pv(&String::from_utf8_lossy(text))
+                && (literal || !vm::pv::has_pv(&String::from_utf8_lossy(text)))
                 && !matches!(hints.get(i), Some(vm::ParamHint::PvName))
             {
+                if matches!(hints.get(i), Some(vm::ParamHint::Subst))
+                    && let Err(e) =
+                        vm::transform::parse_subst_expr(&String::from_utf8_lossy(text), None)
+                {
+                    self.err(a.span, format!("invalid substitution: {e}"));
+                }
                 let v = match ptypes.get(i) {
                     Some(vm::ParamType::Int) => {
                         match std::str::from_utf8(text)
