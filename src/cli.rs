@@ -28,6 +28,47 @@ enum Cmd {
     Run(RunArgs),
     /// List every KSR export (the functions KEMI scripts and native configs call).
     Api(ApiArgs),
+    /// Run a corpus of SIP messages through configs offline and compare engines.
+    Bench(BenchArgs),
+    /// Compile a cfg ahead of time into an image that `ksr run -f IMAGE` starts from.
+    Compile(CompileArgs),
+}
+
+#[derive(Args)]
+struct CompileArgs {
+    #[command(flatten)]
+    cfg: CfgArgs,
+    /// Output image.
+    #[arg(short = 'o', long = "output")]
+    output: Option<PathBuf>,
+    /// Print the compiled program: `ir` is the optimized IR, `asm` the bytecode listing.
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Emit {
+    Ir,
+    Asm,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Configurations to run (each with its own `cfgengine`); repeat to compare.
+    #[arg(short = 'f', long = "file", required = true)]
+    files: Vec<PathBuf>,
+    /// Define NAME[=VALUE] for every file.
+    #[arg(short = 'A', long = "define", value_name = "NAME[=VALUE]")]
+    defines: Vec<String>,
+    /// Directory of `.sip` messages (`{port}` is replaced by the first listener's port).
+    #[arg(long, default_value = "benches/corpus")]
+    corpus: PathBuf,
+    /// Passes over the corpus.
+    #[arg(short = 'n', long, default_value_t = 2000)]
+    iterations: u32,
+    /// Also print the results as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -106,6 +147,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Check(a) => check(a),
         Cmd::Run(a) => run_server(a),
         Cmd::Api(a) => api(a),
+        Cmd::Bench(a) => bench(a),
+        Cmd::Compile(a) => compile_image(a),
     }
 }
 
@@ -130,25 +173,42 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
     {
         print!("{}", compiler::pretty::print(c));
     }
+    let mut engine_error = None;
     if !a.syntax_only
         && !r.has_errors()
         && let Some(cfg) = &r.config
-        && let Err(errs) = runtime::Setup::from_config(cfg)
     {
-        diags.extend(
-            errs.into_iter()
-                .map(|e| Diagnostic::error(e.span, e.message)),
-        );
-    } else if !a.syntax_only
-        && !r.has_errors()
-        && let Some(cfg) = &r.config
-        && let Ok(setup) = runtime::Setup::from_config(cfg)
-        && let Err(errs) = compiler::lower::compile(cfg, &setup.table, &setup.pvs)
-    {
-        diags.extend(errs);
+        match runtime::Setup::from_config(cfg) {
+            Err(errs) => diags.extend(
+                errs.into_iter()
+                    .map(|e| Diagnostic::error(e.span, e.message)),
+            ),
+            Ok(setup) => match compiler::lower::compile(cfg, &setup.table, &setup.pvs) {
+                Err(errs) => diags.extend(errs),
+                // A KEMI config: load the script as a worker would, so a syntax error or a
+                // missing entry point is reported now rather than at the first message.
+                Ok(program)
+                    if setup
+                        .cfg
+                        .cfgengine
+                        .as_deref()
+                        .is_some_and(|e| e != "native") =>
+                {
+                    engine_error = match engine_factory(&setup, program) {
+                        Err(e) => Some(e),
+                        Ok(f) => runtime::offline::Harness::new(setup, f.as_ref()).err(),
+                    };
+                }
+                Ok(_) => {}
+            },
+        }
     }
     diags.sort_by_key(|d| (d.span.file, d.span.lo));
-    let errors = report(&r, &diags, a.one_line);
+    let mut errors = report(&r, &diags, a.one_line);
+    if let Some(e) = engine_error {
+        eprintln!("ERROR: {e}");
+        errors += 1;
+    }
     if errors > 0 {
         eprintln!("ERROR: bad config file ({errors} errors)");
         return Ok(ExitCode::FAILURE);
@@ -159,6 +219,14 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
 
 /// Reads, checks and compiles a cfg: the setup and the program, or the errors printed.
 fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program)>> {
+    Ok(load_with_config(cfg)?.map(|(s, p, _)| (s, p)))
+}
+
+/// [`load`], also returning the syntax tree.
+#[allow(clippy::type_complexity)]
+fn load_with_config(
+    cfg: &CfgArgs,
+) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program, compiler::ast::Config)>> {
     let r = parse_file(&cfg.file, &cfg.options())
         .with_context(|| format!("cannot read {}", cfg.file.display()))?;
     let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
@@ -177,7 +245,7 @@ fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Pr
         }
     };
     match compiler::lower::compile(config, &setup.table, &setup.pvs) {
-        Ok(p) => Ok(Some((setup, p))),
+        Ok(p) => Ok(Some((setup, p, config.clone()))),
         Err(d) => {
             report(&r, &d, false);
             Ok(None)
@@ -186,7 +254,12 @@ fn load(cfg: &CfgArgs) -> anyhow::Result<Option<(runtime::Setup, vm::program::Pr
 }
 
 fn run_server(a: RunArgs) -> anyhow::Result<ExitCode> {
-    let Some((mut setup, program)) = load(&a.cfg)? else {
+    let loaded = if is_image(&a.cfg.file) {
+        load_image(&a.cfg.file)?
+    } else {
+        load(&a.cfg)?
+    };
+    let Some((mut setup, program)) = loaded else {
         eprintln!("ERROR: bad config file");
         return Ok(ExitCode::FAILURE);
     };
@@ -361,4 +434,189 @@ fn api(a: ApiArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    let mut corpus: Vec<(String, String)> = Vec::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&a.corpus)
+        .with_context(|| format!("cannot read corpus {}", a.corpus.display()))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sip"))
+        .collect();
+    entries.sort_by_key(|e| e.path());
+    for e in entries {
+        corpus.push((
+            e.file_name().to_string_lossy().into_owned(),
+            std::fs::read_to_string(e.path())?,
+        ));
+    }
+    if corpus.is_empty() {
+        anyhow::bail!("no .sip messages in {}", a.corpus.display());
+    }
+    runtime::log::set_level(-3);
+    let mut results = Vec::new();
+    for file in &a.files {
+        let cfg = CfgArgs {
+            file: file.clone(),
+            defines: a.defines.clone(),
+        };
+        let Some((setup, program)) = load(&cfg)? else {
+            anyhow::bail!("{}: bad config", file.display());
+        };
+        let engine = setup
+            .cfg
+            .cfgengine
+            .clone()
+            .unwrap_or_else(|| "native".into());
+        let factory = engine_factory(&setup, program).map_err(|e| anyhow::anyhow!(e))?;
+        let mut h = runtime::offline::Harness::new(setup, factory.as_ref())
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let port = h
+            .core
+            .listeners
+            .first()
+            .map(|l| l.addr.port())
+            .unwrap_or(5060);
+        let msgs: Vec<bytes::Bytes> = corpus
+            .iter()
+            .map(|(_, t)| bytes::Bytes::from(t.replace("{port}", &port.to_string())))
+            .collect();
+        let src: std::net::SocketAddr = "127.0.0.1:5999".parse()?;
+        // Warm up, then time every message.
+        for m in &msgs {
+            h.feed(m.clone(), src);
+        }
+        h.take_sent();
+        let mut samples: Vec<f64> = Vec::with_capacity(msgs.len() * a.iterations as usize);
+        let started = std::time::Instant::now();
+        for i in 0..a.iterations {
+            for m in &msgs {
+                let t = std::time::Instant::now();
+                h.feed(m.clone(), src);
+                samples.push(t.elapsed().as_secs_f64() * 1e6);
+            }
+            if i % 64 == 0 {
+                h.take_sent();
+            }
+        }
+        let total = started.elapsed().as_secs_f64();
+        samples.sort_by(|x, y| x.total_cmp(y));
+        let n = samples.len().max(1);
+        let pct = |p: f64| {
+            samples
+                .get(((n as f64 * p) as usize).min(n - 1))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        let avg = samples.iter().sum::<f64>() / n as f64;
+        results.push(serde_json::json!({
+            "config": file.display().to_string(),
+            "engine": engine,
+            "messages": n,
+            "avg_us": avg,
+            "min_us": samples.first().copied().unwrap_or(0.0),
+            "max_us": samples.last().copied().unwrap_or(0.0),
+            "p50_us": pct(0.50),
+            "p99_us": pct(0.99),
+            "per_second": n as f64 / total,
+        }));
+    }
+    println!(
+        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}  config",
+        "engine", "avg µs", "min µs", "max µs", "p50 µs", "p99 µs", "msgs/s"
+    );
+    for r in &results {
+        let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+        println!(
+            "{:<8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0}  {}",
+            r["engine"].as_str().unwrap_or(""),
+            f("avg_us"),
+            f("min_us"),
+            f("max_us"),
+            f("p50_us"),
+            f("p99_us"),
+            f("per_second"),
+            r["config"].as_str().unwrap_or("")
+        );
+    }
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn is_image(path: &std::path::Path) -> bool {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut head))
+        .is_ok()
+        && &head == b"KSRC"
+}
+
+/// The cfg text of everything but the routing blocks (parameters, modules, modparams).
+fn params_text(config: &compiler::ast::Config) -> String {
+    let items = config
+        .items
+        .iter()
+        .filter(|i| !matches!(i.kind, compiler::ast::ItemKind::Route(_)))
+        .cloned()
+        .collect();
+    compiler::pretty::print(&compiler::ast::Config { items })
+}
+
+fn compile_image(a: CompileArgs) -> anyhow::Result<ExitCode> {
+    let Some((setup, program, config)) = load_with_config(&a.cfg)? else {
+        return Ok(ExitCode::FAILURE);
+    };
+    let config = &config;
+    match a.emit {
+        Some(Emit::Asm) => print!("{}", program.disassemble()),
+        Some(Emit::Ir) => {
+            let cat = compiler::Catalog::new(&setup.table, &setup.pvs);
+            print!("{}", compiler::compile_ir(config, &cat).0);
+        }
+        None => {}
+    }
+    let Some(output) = &a.output else {
+        return Ok(ExitCode::SUCCESS);
+    };
+    let mut program = program;
+    program.params = params_text(config).into_bytes();
+    let bytes = vm::image::write(&program);
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
+    eprintln!(
+        "{}: {} instructions, {} routes, {} bytes",
+        output.display(),
+        program.code.len(),
+        program.routes.len(),
+        bytes.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Starts from an image: the parameters' cfg text sets up the modules, the program is
+/// loaded against their exports (refused when one is missing or different).
+fn load_image(
+    path: &std::path::Path,
+) -> anyhow::Result<Option<(runtime::Setup, vm::program::Program)>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let params =
+        vm::image::params_cfg(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let r =
+        compiler::frontend::parse_str(&path.display().to_string(), &params, &Options::default());
+    let Some(config) = r.config.as_ref().filter(|_| !r.has_errors()) else {
+        report(&r, &r.diagnostics, false);
+        return Ok(None);
+    };
+    let setup = runtime::Setup::from_config(config).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {}",
+            path.display(),
+            e.first().map(|x| x.message.clone()).unwrap_or_default()
+        )
+    })?;
+    let program = vm::image::load(&bytes, &setup.table, &setup.pvs)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(Some((setup, program)))
 }

@@ -98,3 +98,99 @@ fn api_lists_the_exports_every_engine_sees() {
         "{text}"
     );
 }
+
+#[test]
+fn bench_runs_the_corpus_under_both_engines() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .current_dir(root())
+        .args([
+            "bench",
+            "-f",
+            "examples/kamailio.cfg",
+            "-f",
+            "examples/kamailio-lua.cfg",
+            "-n",
+            "3",
+            "--json",
+        ])
+        .output()
+        .expect("run ksr bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json_start = text.find('[').expect("json output");
+    let v: serde_json::Value = serde_json::from_str(&text[json_start..]).expect("json");
+    let rows = v.as_array().expect("rows");
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["engine"], "native");
+    assert_eq!(rows[1]["engine"], "lua");
+    for r in rows {
+        assert_eq!(r["messages"], 18, "6 messages x 3 passes");
+        assert!(r["p50_us"].as_f64().unwrap_or(0.0) > 0.0);
+    }
+}
+
+#[test]
+fn emit_asm_lists_the_bytecode() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .args(["compile", "--emit", "asm", "-f"])
+        .arg(root().join("examples/kamailio.cfg"))
+        .output()
+        .expect("ksr compile");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("request_route:"), "{text}");
+    assert!(text.contains("route[LOCAL]:"), "{text}");
+    // Constant arguments are converted at compile time: the 483 is an integer constant.
+    assert!(
+        text.lines()
+            .any(|l| l.contains("loadi") && l.trim_end().ends_with(", 483")),
+        "{text}"
+    );
+    assert!(text.contains("sl.sl_send_reply"), "{text}");
+}
+
+#[test]
+fn check_loads_kemi_scripts() {
+    let dir = std::env::temp_dir().join(format!("ksr-check-lua-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let cfg = |script: &std::path::Path| {
+        format!(
+            "listen=udp:127.0.0.1:5099\nloadmodule \"sl.so\"\nloadmodule \"app_lua.so\"\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+            script.display()
+        )
+    };
+    let run = |script_text: &str, name: &str| {
+        let script = dir.join(format!("{name}.lua"));
+        std::fs::write(&script, script_text).expect("write");
+        let c = dir.join(format!("{name}.cfg"));
+        std::fs::write(&c, cfg(&script)).expect("write");
+        let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+            .args(["check", "-f"])
+            .arg(&c)
+            .output()
+            .expect("ksr check");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (ok, err) = run(
+        "function ksr_request_route()\n KSR.sl.sl_send_reply(200, 'ok')\nend\n",
+        "good",
+    );
+    assert!(ok, "{err}");
+    let (ok, err) = run("function ksr_request_rout()\nend\n", "misspelled");
+    assert!(!ok);
+    assert!(err.contains("no function ksr_request_route()"), "{err}");
+    let (ok, err) = run("function ksr_request_route(\n", "broken");
+    assert!(!ok);
+    assert!(err.contains("broken.lua"), "{err}");
+}

@@ -70,6 +70,20 @@ fn to_lua(lua: &Lua, v: Value, ret: RetType) -> mlua::Result<LuaValue> {
     })
 }
 
+/// Calls export `idx` for the current message and converts its result.
+fn call(lua: &Lua, idx: u32, ret: RetType, args: &[Value]) -> mlua::Result<LuaValue> {
+    let r = with_ctx(|c| {
+        let t = vm::Host::ksr_table(c);
+        t.call(idx, c, args)
+    });
+    match r {
+        Some(v) => to_lua(lua, v, ret),
+        None => Err(mlua::Error::runtime(
+            "KSR function called outside of a message",
+        )),
+    }
+}
+
 /// Builds the `KSR` global from the table.
 fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
     let ksr = lua.create_table()?;
@@ -79,26 +93,41 @@ fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
         }
         let params = e.sig.params.clone();
         let ret = e.sig.ret;
-        let f = lua.create_function(move |lua, args: MultiValue| {
-            let mut vals: [Value; 6] = Default::default();
-            let n = params.len().min(6);
-            for (i, p) in params.iter().take(n).enumerate() {
-                let a = args.get(i).unwrap_or(&LuaValue::Nil);
-                if let Some(slot) = vals.get_mut(i) {
-                    *slot = to_value(a, *p);
-                }
+        // Fixed-arity closures: no argument vector is allocated per call.
+        let f = match params.len() {
+            0 => lua.create_function(move |lua, ()| call(lua, idx, ret, &[]))?,
+            1 => {
+                let p = [params[0]];
+                lua.create_function(move |lua, a: LuaValue| {
+                    call(lua, idx, ret, &[to_value(&a, p[0])])
+                })?
             }
-            let r = with_ctx(|c| {
-                let t = vm::Host::ksr_table(c);
-                t.call(idx, c, &vals[..n])
-            });
-            match r {
-                Some(v) => to_lua(lua, v, ret),
-                None => Err(mlua::Error::runtime(
-                    "KSR function called outside of a message",
-                )),
+            2 => {
+                let p = [params[0], params[1]];
+                lua.create_function(move |lua, (a, b): (LuaValue, LuaValue)| {
+                    call(lua, idx, ret, &[to_value(&a, p[0]), to_value(&b, p[1])])
+                })?
             }
-        })?;
+            3 => {
+                let p = [params[0], params[1], params[2]];
+                lua.create_function(move |lua, (a, b, c): (LuaValue, LuaValue, LuaValue)| {
+                    call(
+                        lua,
+                        idx,
+                        ret,
+                        &[to_value(&a, p[0]), to_value(&b, p[1]), to_value(&c, p[2])],
+                    )
+                })?
+            }
+            _ => lua.create_function(move |lua, args: MultiValue| {
+                let vals: Vec<Value> = params
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| to_value(args.get(i).unwrap_or(&LuaValue::Nil), *p))
+                    .collect();
+                call(lua, idx, ret, &vals)
+            })?,
+        };
         let target = if e.sig.module.is_empty() {
             ksr.clone()
         } else {
@@ -182,6 +211,8 @@ pub struct LuaEngine {
     request: String,
     reply: String,
     onsend: String,
+    /// The three entry points, looked up once (scripts define them at load).
+    entry: [Option<Function>; 3],
 }
 
 impl LuaEngine {
@@ -194,7 +225,7 @@ impl LuaEngine {
             .set_name(format!("@{}", script.display()))
             .exec()
             .map_err(|e| format!("{}: {e}", script.display()))?;
-        let eng = LuaEngine {
+        let mut eng = LuaEngine {
             lua,
             script: script.to_path_buf(),
             request: core
@@ -206,8 +237,14 @@ impl LuaEngine {
             onsend: core
                 .cfg
                 .kemi_callback("onsend_route_callback", "ksr_onsend_route"),
+            entry: [None, None, None],
         };
-        if eng.function(&eng.request).is_none() {
+        eng.entry = [
+            eng.function(&eng.request),
+            eng.function(&eng.reply),
+            eng.function(&eng.onsend),
+        ];
+        if eng.entry[0].is_none() {
             return Err(format!(
                 "{}: the script has no function {}()",
                 script.display(),
@@ -242,7 +279,13 @@ impl LuaEngine {
 impl RouteEngine for LuaEngine {
     fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
         let name = self.target_name(target);
-        let Some(f) = self.function(name) else {
+        let f = match target {
+            RouteTarget::Request => self.entry[0].clone(),
+            RouteTarget::Reply => self.entry[1].clone(),
+            RouteTarget::OnSend => self.entry[2].clone(),
+            _ => self.function(name),
+        };
+        let Some(f) = f else {
             if !matches!(target, RouteTarget::Reply | RouteTarget::OnSend) {
                 runtime::klog!(
                     L_ERR,
@@ -288,7 +331,12 @@ impl RouteEngine for LuaEngine {
     }
 
     fn exists(&self, target: RouteTarget<'_>) -> bool {
-        self.function(self.target_name(target)).is_some()
+        match target {
+            RouteTarget::Request => self.entry[0].is_some(),
+            RouteTarget::Reply => self.entry[1].is_some(),
+            RouteTarget::OnSend => self.entry[2].is_some(),
+            _ => self.function(self.target_name(target)).is_some(),
+        }
     }
 
     fn name(&self) -> &'static str {

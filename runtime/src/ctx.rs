@@ -45,6 +45,14 @@ pub struct SendFlags {
     pub reply_close: bool,
 }
 
+/// What `onsend_route` sees: where the message goes and the bytes that will be sent.
+#[derive(Clone, Debug)]
+pub struct SendInfo {
+    pub dst: crate::transport::Destination,
+    pub local: Option<std::net::SocketAddr>,
+    pub buf: Bytes,
+}
+
 /// Per-message options set by core actions.
 #[derive(Clone, Debug, Default)]
 pub struct MsgOpts {
@@ -99,6 +107,8 @@ pub struct Ctx {
     pub force_socket: Option<usize>,
     pub send_flags: SendFlags,
     pub opts: MsgOpts,
+    /// Set while `onsend_route` runs (`$snd(...)`).
+    pub snd: Option<SendInfo>,
     /// Branches beyond the R-URI one.
     pub branches: Vec<Branch>,
     /// `drop` was requested for this message.
@@ -144,6 +154,7 @@ impl Ctx {
             force_socket: None,
             send_flags: SendFlags::default(),
             opts: MsgOpts::default(),
+            snd: None,
             branches: Vec::new(),
             drop: false,
             reply_hdrs: Vec::new(),
@@ -171,6 +182,7 @@ impl Ctx {
         self.force_socket = None;
         self.send_flags = SendFlags::default();
         self.opts = MsgOpts::default();
+        self.snd = None;
         self.branches.clear();
         self.drop = false;
         self.reply_hdrs.clear();

@@ -176,7 +176,38 @@ pub fn forward_request(ctx: &mut Ctx, hop: &NextHop) -> Result<(), ForwardError>
         extra.push(e);
     }
     let data = ctx.msg.serialize(&extra);
+    if !run_onsend(ctx, &dst, listener.addr, &data) {
+        crate::klog!(L_DBG, "core", "forward: dropped in onsend_route");
+        return Ok(());
+    }
     send(ctx, &dst, &data)
+}
+
+/// Runs `onsend_route` (when the config has one) for a request about to be sent; false
+/// when the route dropped it.
+pub fn run_onsend(ctx: &mut Ctx, dst: &Destination, local: SocketAddr, data: &[u8]) -> bool {
+    let exists = ctx
+        .engine
+        .as_ref()
+        .is_some_and(|e| e.exists(crate::engine::RouteTarget::OnSend));
+    if !exists {
+        return true;
+    }
+    ctx.snd = Some(crate::ctx::SendInfo {
+        dst: dst.clone(),
+        local: Some(local),
+        buf: Bytes::copy_from_slice(data),
+    });
+    let saved = ctx.route;
+    ctx.route = vm::RouteKind::OnSend;
+    let drop_before = ctx.drop;
+    let out = ctx.run_route(crate::engine::RouteTarget::OnSend);
+    ctx.route = saved;
+    ctx.snd = None;
+    // `drop` in onsend_route cancels this send only.
+    let dropped = out.drop || (ctx.drop && !drop_before);
+    ctx.drop = drop_before;
+    !dropped
 }
 
 fn send(ctx: &Ctx, dst: &Destination, data: &[u8]) -> Result<(), ForwardError> {

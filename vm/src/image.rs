@@ -9,9 +9,10 @@
 //! with bounds checks, and validates every instruction against the tables and its route's
 //! frame, so a corrupt or hostile image is refused with an error rather than run.
 //!
-//! Layout: `b"KSRIMG\0\x01"`, version (u32), flags (u32, 0), payload length (u64),
-//! CRC-32 of the payload (u32), reserved (u32), then the payload. Integers are
-//! little-endian; strings and byte strings are a u32 length and the bytes.
+//! Layout: `b"KSRCimg\x01"`, version (u32), flags (u32, 0), payload length (u64),
+//! CRC-32 of the payload (u32), reserved (u32), then the payload: the runtime's parameter
+//! blob first (so [`params`] can read it before the modules exist), then the program.
+//! Integers are little-endian; strings and byte strings are a u32 length and the bytes.
 
 use crate::bytecode::Insn;
 use crate::ksr::{ExportSig, KsrTable, ParamHint, ParamType, RetType};
@@ -24,7 +25,7 @@ use crate::route::RouteKind;
 use crate::value::Value;
 use bytes::Bytes;
 
-const MAGIC: &[u8; 8] = b"KSRIMG\0\x01";
+const MAGIC: &[u8; 8] = b"KSRCimg\x01";
 const HEADER: usize = 32;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,6 +168,7 @@ fn write_sig(w: &mut W, s: &ExportSig) {
             ParamHint::Flag => w.u8(3),
             ParamHint::BranchFlag => w.u8(4),
             ParamHint::PvName => w.u8(5),
+            ParamHint::Subst => w.u8(6),
         }
     }
     w.u8(match s.ret {
@@ -181,7 +183,10 @@ fn write_sig(w: &mut W, s: &ExportSig) {
 
 /// Serializes a program.
 pub fn write(p: &Program) -> Vec<u8> {
-    let mut w = W(Vec::with_capacity(p.code.len() * 12 + 1024));
+    let mut w = W(Vec::with_capacity(
+        p.code.len() * 12 + p.params.len() + 1024,
+    ));
+    w.bytes(&p.params);
     w.len(p.code.len());
     for i in &p.code {
         w.0.extend_from_slice(&i.encode());
@@ -284,7 +289,6 @@ pub fn write(p: &Program) -> Vec<u8> {
         w.u32(r.end);
         w.u16(r.regs);
     }
-    w.bytes(&p.params);
     let payload = w.0;
     let mut out = Vec::with_capacity(HEADER + payload.len());
     out.extend_from_slice(MAGIC);
@@ -389,6 +393,7 @@ fn read_sig(r: &mut R<'_>) -> Result<ExportSig, ImageError> {
             3 => ParamHint::Flag,
             4 => ParamHint::BranchFlag,
             5 => ParamHint::PvName,
+            6 => ParamHint::Subst,
             x => return Err(corrupt(format!("parameter hint {x}"))),
         });
     }
@@ -430,13 +435,8 @@ fn sig_text(s: &ExportSig) -> String {
     )
 }
 
-/// Loads an image: checks it, resolves its imports against `table`, parses its
-/// pseudo-variables and formats against `pvs`, compiles its regexes, validates it.
-pub fn load<C>(
-    bytes: &[u8],
-    table: &KsrTable<C>,
-    pvs: &PvRegistry<C>,
-) -> Result<Program, ImageError> {
+/// Checks magic, version, length and checksum; returns the payload.
+fn checked_payload(bytes: &[u8]) -> Result<&[u8], ImageError> {
     let head = bytes
         .get(..HEADER)
         .ok_or_else(|| ImageError::Truncated(format!("{} bytes, no header", bytes.len())))?;
@@ -476,8 +476,35 @@ pub fn load<C>(
     if crc32(payload) != crc {
         return Err(ImageError::Checksum);
     }
+    Ok(payload)
+}
+
+/// The runtime's parameter blob of a checked image, without loading the program (the
+/// runtime needs it to set up the modules the program's imports resolve against).
+pub fn params(bytes: &[u8]) -> Result<Vec<u8>, ImageError> {
+    let payload = checked_payload(bytes)?;
     let mut r = R { b: payload, at: 0 };
-    let mut p = Program::default();
+    Ok(r.bytes("parameters")?.to_vec())
+}
+
+/// [`params`] as text (the runtime stores the cfg text of its parameters).
+pub fn params_cfg(bytes: &[u8]) -> Result<String, ImageError> {
+    String::from_utf8(params(bytes)?).map_err(|_| corrupt("parameters are not UTF-8 text"))
+}
+
+/// Loads an image: checks it, resolves its imports against `table`, parses its
+/// pseudo-variables and formats against `pvs`, compiles its regexes, validates it.
+pub fn load<C>(
+    bytes: &[u8],
+    table: &KsrTable<C>,
+    pvs: &PvRegistry<C>,
+) -> Result<Program, ImageError> {
+    let payload = checked_payload(bytes)?;
+    let mut r = R { b: payload, at: 0 };
+    let mut p = Program {
+        params: r.bytes("parameters")?.to_vec(),
+        ..Program::default()
+    };
     let n = r.count(8, "code")?;
     for _ in 0..n {
         let raw: [u8; 8] = r.arr("instruction")?;
@@ -619,7 +646,6 @@ pub fn load<C>(
             regs: r.u16("route registers")?,
         });
     }
-    p.params = r.bytes("parameters")?.to_vec();
     if r.at != payload.len() {
         return Err(corrupt(format!(
             "{} unread bytes at the end",
@@ -893,6 +919,8 @@ mod tests {
         assert_eq!(q.str_switches, p.str_switches);
         assert_eq!(q.routes, p.routes);
         assert_eq!(q.params, p.params);
+        assert_eq!(params(&img).ok(), Some(b"opaque".to_vec()));
+        assert_eq!(params_cfg(&img).ok().as_deref(), Some("opaque"));
         assert_eq!(q.formats.len(), 1);
         // And it runs: f(21) * ... = 42 + 1 = 43, / 1.
         let mut rc = 0;

@@ -47,6 +47,8 @@ pub enum ParamHint {
     Flag,
     /// A branch flag number.
     BranchFlag,
+    /// A `/regex/replacement/flags` substitution, passed as written.
+    Subst,
     /// The name of a pseudo-variable to write (`pv_printf("$var(x)", ...)`): passed as
     /// written, not evaluated.
     PvName,

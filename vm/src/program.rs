@@ -361,7 +361,12 @@ impl Program {
     pub fn disassemble(&self) -> String {
         let mut out = String::new();
         for (ri, r) in self.routes.iter().enumerate() {
-            let _ = writeln!(out, "; route {ri}: {} ({} registers)", r.title(), r.regs);
+            let _ = writeln!(
+                out,
+                "{}:                            ; route {ri}, {} registers",
+                r.title(),
+                r.regs
+            );
             for ip in r.entry..r.end {
                 let Some(insn) = self.code.get(ip as usize) else {
                     break;
@@ -426,11 +431,21 @@ impl Program {
                 let cs = self.calls.get(site as usize)?;
                 let imp = self.imports.get(cs.import as usize)?;
                 let name = if imp.native.is_empty() {
-                    imp.sig.kemi_path()
+                    format!("KSR.{}", imp.sig.kemi_path())
                 } else {
-                    imp.native.clone()
+                    format!("{} = KSR.{}", imp.native, imp.sig.kemi_path())
                 };
-                format!("{name}(r{}..+{}) {:?}", cs.args, cs.argc, cs.kind)
+                let args = if cs.argc == 0 {
+                    String::new()
+                } else {
+                    format!("r{}..r{}", cs.args, cs.args as usize + cs.argc as usize - 1)
+                };
+                let kind = match cs.kind {
+                    CallKind::Module => "module",
+                    CallKind::Core => "core",
+                    CallKind::Builtin => "builtin",
+                };
+                format!("{name}({args}) {kind}")
             }
             Insn::Route { site, .. } => {
                 let s = self.route_sites.get(site as usize)?;
@@ -459,46 +474,73 @@ pub fn parse_pv<C>(text: &str, reg: &PvRegistry<C>) -> Result<PvSpec, String> {
     crate::pv::parse_spec(text, reg).map_err(|e| e.message)
 }
 
-/// Parses a format string: literal text with embedded pseudo-variables (`$rc` included).
+/// Length of a `$rc` / `$?` / `$retcode` token at the start of `rest`, if it is one.
+fn rc_token(rest: &str) -> Option<usize> {
+    ["$retcode", "$rc", "$?"].iter().find_map(|p| {
+        let after = rest.as_bytes().get(p.len()).copied();
+        (rest.starts_with(p)
+            && !after
+                .is_some_and(|a| a.is_ascii_alphanumeric() || a == b'_' || a == b'(' || a == b'.'))
+        .then_some(p.len())
+    })
+}
+
+/// Parses a format string with Kamailio's rules (the pseudo-variable parser's
+/// `parse_format`), except that `$rc`, `$?` and `$retcode` read the interpreter's return
+/// code rather than a registered class.
 pub fn parse_format<C>(text: &str, reg: &PvRegistry<C>) -> Result<FormatEntry, String> {
+    // Split at top-level return-code tokens; everything else goes to the real parser.
     let b = text.as_bytes();
-    let mut parts = Vec::new();
-    let mut lit: Vec<u8> = Vec::new();
+    let mut segments: Vec<(&str, bool)> = Vec::new();
+    let mut start = 0;
     let mut i = 0;
     while let Some(&c) = b.get(i) {
-        let next = b.get(i + 1).copied();
-        let starts_pv = c == b'$'
-            && next.is_some_and(|n| n.is_ascii_alphanumeric() || matches!(n, b'_' | b'(' | b'?'));
-        if !starts_pv {
-            lit.push(c);
+        if c != b'$' {
             i += 1;
             continue;
         }
         let rest = text.get(i..).unwrap_or("");
-        // `$rc` and friends end at the first character that cannot continue a name.
-        let rc_len = ["$retcode", "$rc", "$?"].iter().find_map(|p| {
-            let after = rest.as_bytes().get(p.len()).copied();
-            (rest.starts_with(p)
-                && !after.is_some_and(|a| a.is_ascii_alphanumeric() || a == b'_' || a == b'('))
-            .then_some(p.len())
-        });
-        if let Some(n) = rc_len {
-            if !lit.is_empty() {
-                parts.push(FmtPart::Lit(Bytes::from(std::mem::take(&mut lit))));
-            }
-            parts.push(FmtPart::Rc);
-            i += n;
+        if b.get(i + 1) == Some(&b'$') {
+            i += 2;
             continue;
         }
-        let (spec, used) = crate::pv::parse_spec_prefix(rest, reg).map_err(|e| e.message)?;
-        if !lit.is_empty() {
-            parts.push(FmtPart::Lit(Bytes::from(std::mem::take(&mut lit))));
+        if let Some(n) = rc_token(rest) {
+            segments.push((text.get(start..i).unwrap_or(""), false));
+            segments.push((text.get(i..i + n).unwrap_or(""), true));
+            i += n;
+            start = i;
+            continue;
         }
-        parts.push(FmtPart::Pv(spec));
-        i += used.max(1);
+        // Skip over a whole pseudo-variable so tokens inside it are left alone.
+        match crate::pv::parse_spec_prefix(rest, reg) {
+            Ok((_, used)) => i += used.max(1),
+            Err(_) => i += 1,
+        }
     }
-    if !lit.is_empty() {
-        parts.push(FmtPart::Lit(Bytes::from(lit)));
+    segments.push((text.get(start..).unwrap_or(""), false));
+    let mut parts = Vec::new();
+    for (seg, is_rc) in segments {
+        if is_rc {
+            parts.push(FmtPart::Rc);
+            continue;
+        }
+        if seg.is_empty() {
+            continue;
+        }
+        let f = crate::pv::parse_format(seg, reg).map_err(|e| e.message)?;
+        for p in f.parts {
+            match p {
+                crate::pv::FormatPart::Lit(l) => match parts.last_mut() {
+                    Some(FmtPart::Lit(prev)) => {
+                        let mut v = prev.to_vec();
+                        v.extend_from_slice(&l);
+                        *prev = Bytes::from(v);
+                    }
+                    _ => parts.push(FmtPart::Lit(l)),
+                },
+                crate::pv::FormatPart::Pv(spec) => parts.push(FmtPart::Pv(spec)),
+            }
+        }
     }
     Ok(FormatEntry {
         text: text.to_string(),
@@ -506,13 +548,9 @@ pub fn parse_format<C>(text: &str, reg: &PvRegistry<C>) -> Result<FormatEntry, S
     })
 }
 
-/// True when `text` has something that would be evaluated as a pseudo-variable.
+/// True when `text` is a format string for Kamailio (it contains `$`).
 pub fn has_pv(text: &str) -> bool {
-    text.as_bytes().windows(2).any(|w| {
-        w.first() == Some(&b'$')
-            && w.get(1)
-                .is_some_and(|n| n.is_ascii_alphanumeric() || matches!(n, b'_' | b'(' | b'?'))
-    })
+    crate::pv::has_pv(text)
 }
 
 // ---------------------------------------------------------------- regular expressions

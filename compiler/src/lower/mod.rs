@@ -1860,7 +1860,15 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
         match &a.kind {
             ExprKind::Str(s) => {
                 let text = String::from_utf8_lossy(s).into_owned();
-                if matches!(hint, ParamHint::PvName) {
+                // Pseudo-variable names, regexes and substitutions are passed as written.
+                if matches!(hint, ParamHint::PvName | ParamHint::Subst) {
+                    return konst_for(fb, Value::Str(s.clone()));
+                }
+                if matches!(hint, ParamHint::Regex) && pt == ParamType::Str {
+                    // Checked here; the module compiles it with its own flags.
+                    if let Err(e) = vm::program::posix_regex(s, true) {
+                        self.err(a.span, format!("bad regular expression \"{text}\": {e}"));
+                    }
                     return konst_for(fb, Value::Str(s.clone()));
                 }
                 if vm::program::has_pv(&text) {
@@ -1892,9 +1900,6 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                             ArgConv::None
                         },
                     );
-                }
-                if matches!(hint, ParamHint::Regex) && pt == ParamType::Str {
-                    let _ = self.regex(s, false, a.span);
                 }
                 match pt {
                     ParamType::Int => {

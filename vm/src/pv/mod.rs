@@ -6,11 +6,18 @@
 //! time for native configs, through a bounded cache for KEMI `KSR.pv.*` calls) into a
 //! [`PvSpec`]; reading or writing it then costs one indirect call into the class accessor.
 
+pub mod cache;
+pub mod eval;
 pub mod parse;
 
+pub use cache::PvCache;
+pub use eval::{
+    ResolvedIndex, format, format_into, get, index_of, param_bytes, param_value, position,
+    push_value, set, try_get,
+};
 pub use parse::{
-    PvParseError, format, format_into, get, has_pv, parse_format, parse_spec, parse_spec_prefix,
-    push_value, set,
+    PvParseError, PvParser, has_pv, locate_name, parse_dynamic_name, parse_format, parse_index,
+    parse_spec, parse_spec_prefix,
 };
 
 use crate::value::Value;
@@ -20,6 +27,10 @@ use std::sync::Arc;
 
 /// Index of a pseudo-variable class in the [`PvRegistry`].
 pub type PvClassId = u16;
+
+/// The class of `$$` (and `$($)`), which reads as a literal `$`. It is built in, never
+/// registered.
+pub const PV_MARKER_CLASS: PvClassId = PvClassId::MAX;
 
 /// The parsed inner name of a pseudo-variable (`From` in `$hdr(From)`). Each class decides
 /// what its name parses into.
@@ -113,6 +124,9 @@ pub type PvGetFn<C> = fn(&mut C, &PvSpec) -> Value;
 pub type PvSetFn<C> = fn(&mut C, &PvSpec, &Value) -> Result<(), PvError>;
 /// Parses the inner name of a pseudo-variable of this class.
 pub type PvParseNameFn = fn(&str) -> Result<PvParam, String>;
+/// Parses an inner name that may embed pseudo-variables (`$sht(t=>$si)`, `$hdr($var(h))`):
+/// the parser parses the nested ones. Registered with [`PvRegistry::set_dyn_name_parser`].
+pub type PvParseDynNameFn = fn(&str, &dyn PvParser) -> Result<PvParam, String>;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PvError {
@@ -141,6 +155,8 @@ pub struct PvClass<C> {
 pub struct PvRegistry<C> {
     classes: Vec<PvClass<C>>,
     by_name: ahash::AHashMap<&'static str, PvClassId>,
+    /// Name parsers that need to parse nested pseudo-variables, by class.
+    dyn_names: ahash::AHashMap<PvClassId, PvParseDynNameFn>,
 }
 
 impl<C> Default for PvRegistry<C> {
@@ -148,6 +164,7 @@ impl<C> Default for PvRegistry<C> {
         PvRegistry {
             classes: Vec::new(),
             by_name: ahash::AHashMap::new(),
+            dyn_names: ahash::AHashMap::new(),
         }
     }
 }
@@ -169,6 +186,17 @@ impl<C> PvRegistry<C> {
         id
     }
 
+    /// Gives class `id` a name parser that can parse nested pseudo-variables; it is used
+    /// instead of the class's `parse_name`.
+    pub fn set_dyn_name_parser(&mut self, id: PvClassId, f: PvParseDynNameFn) {
+        self.dyn_names.insert(id, f);
+    }
+
+    /// The nested-aware name parser of class `id`, if it has one.
+    pub fn dyn_name_parser(&self, id: PvClassId) -> Option<PvParseDynNameFn> {
+        self.dyn_names.get(&id).copied()
+    }
+
     pub fn lookup(&self, name: &str) -> Option<PvClassId> {
         self.by_name.get(name).copied()
     }
@@ -181,3 +209,6 @@ impl<C> PvRegistry<C> {
         self.classes.iter()
     }
 }
+
+#[cfg(test)]
+mod tests;

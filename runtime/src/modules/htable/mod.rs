@@ -476,13 +476,7 @@ fn register(r: &mut Registrar<'_>) {
         rm_match(c, &t, b"re", &re, true)
     });
     r.kemi("htable", "sht_rm_name", &[S, S, S], RetType::Int, |c, a| {
-        rm_match(
-            c,
-            &arg_bytes(a, 0),
-            &arg_bytes(a, 1),
-            &arg_bytes(a, 2),
-            false,
-        )
+        by_args(c, a, false, rm_match)
     })
     .native("sht_rm_name", RouteMask::ANY);
     r.kemi(
@@ -490,15 +484,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_rm_value",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            rm_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                true,
-            )
-        },
+        |c, a| by_args(c, a, true, rm_match),
     )
     .native("sht_rm_value", RouteMask::ANY);
     r.kemi(
@@ -506,15 +492,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_match_name",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            has_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                false,
-            )
-        },
+        |c, a| by_args(c, a, false, has_match),
     )
     .native("sht_match_name", RouteMask::ANY)
     .native("sht_has_name", RouteMask::ANY);
@@ -523,15 +501,7 @@ fn register(r: &mut Registrar<'_>) {
         "sht_match_str_value",
         &[S, S, S],
         RetType::Int,
-        |c, a| {
-            has_match(
-                c,
-                &arg_bytes(a, 0),
-                &arg_bytes(a, 1),
-                &arg_bytes(a, 2),
-                true,
-            )
-        },
+        |c, a| by_args(c, a, true, has_match),
     )
     .native("sht_match_str_value", RouteMask::ANY)
     .native("sht_has_str_value", RouteMask::ANY);
@@ -581,31 +551,52 @@ fn matcher(op: &[u8], pat: &[u8]) -> Option<Matcher> {
     })
 }
 
-fn rm_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
-    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
-        return Value::Int(-1);
-    };
-    t.remove_matching(|k, v| {
+type MatchFn = fn(&mut Ctx, &[u8], &[u8], &[u8], bool) -> Value;
+
+/// `(table, op, value)` arguments to a match/remove function.
+fn by_args(c: &mut Ctx, a: &[Value], by_value: bool, f: MatchFn) -> Value {
+    f(
+        c,
+        &arg_bytes(a, 0),
+        &arg_bytes(a, 1),
+        &arg_bytes(a, 2),
+        by_value,
+    )
+}
+
+/// A predicate over (name, value) of items for the `sht_*_name` / `sht_*_value` functions.
+fn item_matcher(op: &[u8], pat: &[u8], by_value: bool) -> Option<impl Fn(&[u8], &Value) -> bool> {
+    let m = matcher(op, pat)?;
+    Some(move |k: &[u8], v: &Value| {
         if by_value {
             matches!(v, Value::Str(s) if m(s))
         } else {
             m(k)
         }
-    });
-    Value::Int(1)
+    })
+}
+
+fn rm_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
+    match (
+        c.core.m.htable.table(table),
+        item_matcher(op, pat, by_value),
+    ) {
+        (Some(t), Some(f)) => {
+            t.remove_matching(f);
+            Value::Int(1)
+        }
+        _ => Value::Int(-1),
+    }
 }
 
 fn has_match(c: &mut Ctx, table: &[u8], op: &[u8], pat: &[u8], by_value: bool) -> Value {
-    let (Some(t), Some(m)) = (c.core.m.htable.table(table), matcher(op, pat)) else {
-        return Value::Int(-1);
-    };
-    b(t.count_matching(|k, v| {
-        if by_value {
-            matches!(v, Value::Str(s) if m(s))
-        } else {
-            m(k)
-        }
-    }) > 0)
+    match (
+        c.core.m.htable.table(table),
+        item_matcher(op, pat, by_value),
+    ) {
+        (Some(t), Some(f)) => b(t.count_matching(f) > 0),
+        _ => Value::Int(-1),
+    }
 }
 
 #[cfg(test)]

@@ -141,6 +141,16 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     });
     named(r, "hdr", m::hdr, None, m::parse_hdr_name, true);
     named(r, "hdrc", m::hdr_count, None, m::parse_hdr_name, false);
+    // `$hdr($var(h))`, `$avp($var(n))`: a name starting with `$` is a pseudo-variable.
+    for (name, f) in [
+        ("hdr", dyn_hdr as vm::pv::PvParseDynNameFn),
+        ("hdrc", dyn_hdr),
+        ("avp", dyn_avp),
+    ] {
+        if let Some(id) = r.pvs.lookup(name) {
+            r.pvs.set_dyn_name_parser(id, f);
+        }
+    }
     class(r, "ai", m::pai_uri, None);
     class(r, "di", m::diversion_uri, None);
     class(r, "rt", m::refer_to_uri, None);
@@ -259,6 +269,18 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     named(r, "viaZ", m::via_last, None, m::parse_via_name, false);
     // Misc.
     named(r, "K", m::constant, None, m::parse_const_name, false);
+    named(r, "snd", m::snd, None, m::parse_snd_name, false);
+    named(r, "env", m::env, None, vars::parse_plain_name, false);
+    class(r, "null", m::null, None);
+    named(
+        r,
+        "version",
+        m::version_info,
+        None,
+        m::parse_version_name,
+        false,
+    );
+    named(r, "cnt", vars::cnt, None, vars::parse_cnt_name, false);
     named(r, "expires", m::expires, None, m::parse_expires_name, false);
     // Variables.
     for n in ["var", "vz"] {
@@ -350,6 +372,20 @@ pub fn register_classes(r: &mut Registrar<'_>) {
         vars::parse_plain_name,
         false,
     );
+}
+
+fn dyn_hdr(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String> {
+    if s.trim_start().starts_with('$') {
+        return vm::pv::parse_dynamic_name(s.trim(), p).map_err(|e| e.message);
+    }
+    msgpv::parse_hdr_name(s)
+}
+
+fn dyn_avp(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String> {
+    if s.trim_start().starts_with('$') {
+        return vm::pv::parse_dynamic_name(s.trim(), p).map_err(|e| e.message);
+    }
+    vars::parse_avp_name(s)
 }
 
 fn register(r: &mut Registrar<'_>) {

@@ -1207,3 +1207,74 @@ pub fn expires(ctx: &mut Ctx, spec: &PvSpec) -> Value {
 pub fn first_line_is_request(ctx: &Ctx) -> bool {
     matches!(ctx.msg.first_line(), FirstLine::Request { .. })
 }
+
+// ---------------------------------------------------------------- onsend_route
+
+pub fn parse_snd_name(s: &str) -> Result<PvParam, String> {
+    let n = match s.trim() {
+        "ip" => 0,
+        "port" => 1,
+        "proto" => 2,
+        "af" => 3,
+        "len" => 4,
+        "buf" => 5,
+        "sip" => 6,
+        "sport" => 7,
+        o => return Err(format!("unknown $snd name '{o}'")),
+    };
+    Ok(PvParam::Int(n))
+}
+
+/// `$snd(ip|port|proto|af|len|buf|sip|sport)`: the destination and data in `onsend_route`.
+pub fn snd(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    let Some(s) = &ctx.snd else {
+        return Value::Null;
+    };
+    match spec.param {
+        PvParam::Int(0) => Value::Str(ip_text(s.dst.addr.ip())),
+        PvParam::Int(1) => Value::Int(s.dst.addr.port() as i64),
+        // Oracle: Kamailio gives the protocol id (udp = 1) and the address family number.
+        PvParam::Int(2) => Value::Int(s.dst.proto.id()),
+        PvParam::Int(3) => Value::Int(if s.dst.addr.is_ipv4() { 2 } else { 10 }),
+        PvParam::Int(4) => Value::Int(s.buf.len() as i64),
+        PvParam::Int(5) => Value::Str(s.buf.clone()),
+        PvParam::Int(6) => s.local.map_or(Value::Null, |a| Value::Str(ip_text(a.ip()))),
+        PvParam::Int(7) => s.local.map_or(Value::Null, |a| Value::Int(a.port() as i64)),
+        _ => Value::Null,
+    }
+}
+
+// ---------------------------------------------------------------- environment, constants
+
+/// `$env(NAME)`: an environment variable of the server process.
+pub fn env(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match super::util::name_of(ctx, &spec.param) {
+        Some(n) => {
+            std::env::var(String::from_utf8_lossy(&n).as_ref()).map_or(Value::Null, Value::from)
+        }
+        None => Value::Null,
+    }
+}
+
+pub fn null(_: &mut Ctx, _: &PvSpec) -> Value {
+    Value::Null
+}
+
+pub fn parse_version_name(s: &str) -> Result<PvParam, String> {
+    match s.trim() {
+        "full" => Ok(PvParam::Int(0)),
+        "hash" => Ok(PvParam::Int(1)),
+        "num" => Ok(PvParam::Int(2)),
+        o => Err(format!("unknown $version name '{o}'")),
+    }
+}
+
+/// `$version(full|hash|num)`: this server's version.
+pub fn version_info(_: &mut Ctx, spec: &PvSpec) -> Value {
+    let v = env!("CARGO_PKG_VERSION");
+    match spec.param {
+        PvParam::Int(0) => Value::from(format!("ksr {v}")),
+        PvParam::Int(1) => Value::from("-"),
+        _ => Value::from(v),
+    }
+}

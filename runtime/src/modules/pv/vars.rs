@@ -626,6 +626,56 @@ pub fn timef_utc(ctx: &mut Ctx, spec: &PvSpec) -> Value {
     time_fmt(ctx, spec, true)
 }
 
+/// `$cnt($avp(x))` / `$cnt($xavp(x))`: how many values.
+pub fn parse_cnt_name(s: &str) -> Result<PvParam, String> {
+    let t = s.trim();
+    let inner = |p: &str| {
+        t.strip_prefix(p)
+            .and_then(|r| r.strip_suffix(')'))
+            .map(|n| Bytes::copy_from_slice(n.trim().as_bytes()))
+    };
+    if let Some(n) = inner("$avp(") {
+        return match parse_avp_name(&String::from_utf8_lossy(&n))? {
+            PvParam::Str(b) => Ok(PvParam::Custom(Arc::new(CntOf::Avp(b)))),
+            _ => Err("bad avp name".into()),
+        };
+    }
+    if let Some(n) = inner("$xavp(") {
+        return Ok(PvParam::Custom(Arc::new(CntOf::Xavp(n))));
+    }
+    Err(format!("$cnt supports $avp(...) and $xavp(...), not '{t}'"))
+}
+
+enum CntOf {
+    Avp(Bytes),
+    Xavp(Bytes),
+}
+
+pub fn cnt(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    // The parser hands `$cnt($avp(x))` over as a nested spec.
+    if let PvParam::Spec(inner) = &spec.param {
+        let class = ctx.core.pvs.class(inner.class).map(|c| c.name);
+        return match (class, &inner.param) {
+            (Some("avp"), PvParam::Str(n)) => {
+                Value::Int(ctx.avps.iter().filter(|(k, _)| k == n).count() as i64)
+            }
+            (Some("xavp"), PvParam::Custom(c)) => match c.downcast_ref::<XavpName>() {
+                Some(x) => Value::Int(ctx.xavps.count(&x.root) as i64),
+                None => Value::Int(0),
+            },
+            _ => Value::Int(0),
+        };
+    }
+    let PvParam::Custom(c) = &spec.param else {
+        return Value::Int(0);
+    };
+    match c.downcast_ref::<CntOf>() {
+        Some(CntOf::Avp(n)) => Value::Int(ctx.avps.iter().filter(|(k, _)| k == n).count() as i64),
+        Some(CntOf::Xavp(n)) => Value::Int(ctx.xavps.count(n) as i64),
+        None => Value::Int(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

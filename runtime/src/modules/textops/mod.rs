@@ -128,10 +128,13 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("has_body", RouteMask::ANY);
     r.kemi("textops", "subst_uri", &[S], RetType::Int, subst_uri)
+        .hints(&[ParamHint::Subst])
         .native("subst_uri", RouteMask(1 | 2 | 4 | 8 | 128));
     r.kemi("textops", "subst_user", &[S], RetType::Int, subst_user)
+        .hints(&[ParamHint::Subst])
         .native("subst_user", RouteMask(1 | 2 | 4 | 8 | 128));
     r.kemi("textops", "subst_body", &[S], RetType::Int, subst_body)
+        .hints(&[ParamHint::Subst])
         .native("subst_body", RouteMask::ANY);
     r.kemi("textops", "replace_body", &[S, S], RetType::Int, |c, a| {
         replace_body(c, a, false)
@@ -147,6 +150,32 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("replace_body_all", RouteMask::ANY)
     .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "replace", &[S, S], RetType::Int, |c, a| {
+        let Some(re) = regex(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        let with = arg_bytes(a, 1);
+        b(rewrite_message(c, &re, false, |_| with.to_vec()))
+    })
+    .native("replace", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "replace_all", &[S, S], RetType::Int, |c, a| {
+        let Some(re) = regex(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        let with = arg_bytes(a, 1);
+        b(rewrite_message(c, &re, true, |_| with.to_vec()))
+    })
+    .native("replace_all", RouteMask::ANY)
+    .hints(&[Re, ParamHint::Plain]);
+    r.kemi("textops", "subst", &[S], RetType::Int, |c, a| {
+        let Some(e) = subst_expr(&arg_bytes(a, 0)) else {
+            return Value::Int(-1);
+        };
+        b(subst_message(c, &e))
+    })
+    .native("subst", RouteMask::ANY)
+    .hints(&[ParamHint::Subst]);
     r.kemi("textops", "set_body", &[S, S], RetType::Int, set_body)
         .native("set_body", RouteMask::ANY);
     r.kemi("textops", "in_list", &[S, S, S], RetType::Int, |_, a| {
@@ -237,19 +266,63 @@ fn has_body_type(c: &mut Ctx, a: &[Value]) -> Value {
     b(crate::sip::scan::trim_lws(main).eq_ignore_ascii_case(&want))
 }
 
+/// A Kamailio `/re/repl/flags` substitution (the vm's implementation, shared with
+/// `{re.subst}`).
+fn subst_expr(expr: &[u8]) -> Option<vm::transform::SubstExpr> {
+    match vm::transform::parse_subst_expr(&String::from_utf8_lossy(expr), None) {
+        Ok(e) => Some(e),
+        Err(err) => {
+            crate::klog!(L_ERR, "textops", "bad substitution expression: {err}");
+            None
+        }
+    }
+}
+
 /// Applies a `/re/repl/flags` substitution to `text`; `None` when nothing matched.
 fn subst_bytes(expr: &[u8], text: &[u8]) -> Option<Vec<u8>> {
-    let (re, repl, global) = vm::transform::parse_subst_expr(expr)?;
-    let s = String::from_utf8_lossy(text).into_owned();
-    if !re.is_match(&s) {
-        return None;
-    }
-    let out = if global {
-        re.replace_all(&s, repl.as_str()).into_owned()
-    } else {
-        re.replace(&s, repl.as_str()).into_owned()
+    subst_expr(expr)?.apply(text, &[]).ok().flatten()
+}
+
+/// `subst()` over the message: the header section (recorded as one edit covering only the
+/// bytes that changed), then, unless a single substitution already happened, the body.
+fn subst_message(c: &mut Ctx, e: &vm::transform::SubstExpr) -> bool {
+    let start = c.msg.headers_start();
+    let end = c.msg.headers_end();
+    let buf = c.msg.buf().clone();
+    let Some(hdrs) = buf.get(start..end) else {
+        return false;
     };
-    Some(out.into_bytes())
+    let mut found = false;
+    if let Ok(Some(new)) = e.apply(hdrs, &[]) {
+        let pre = hdrs
+            .iter()
+            .zip(new.iter())
+            .take_while(|(x, y)| x == y)
+            .count();
+        let max_suf = hdrs.len().min(new.len()) - pre;
+        let suf = hdrs
+            .iter()
+            .rev()
+            .zip(new.iter().rev())
+            .take(max_suf)
+            .take_while(|(x, y)| x == y)
+            .count();
+        c.msg.add_edit(crate::sip::Edit::replace(
+            start + pre,
+            end - suf,
+            Bytes::copy_from_slice(&new[pre..new.len() - suf]),
+        ));
+        found = true;
+        if !e.is_global() {
+            return true;
+        }
+    }
+    let body = c.msg.current_body().clone();
+    if let Ok(Some(new)) = e.apply(&body, &[]) {
+        c.msg.set_body(Bytes::from(new));
+        found = true;
+    }
+    found
 }
 
 fn subst_uri(c: &mut Ctx, a: &[Value]) -> Value {
@@ -307,6 +380,61 @@ fn replace_body(c: &mut Ctx, a: &[Value], all: bool) -> Value {
     };
     c.msg.set_body(Bytes::from(out.into_owned()));
     Value::Int(1)
+}
+
+/// Applies `re` to the header section (as recorded edits) and then the body (as a new
+/// body), the parts Kamailio's textops search after the first line: the first match only,
+/// or every match with `all`. True when something matched.
+fn rewrite_message(
+    c: &mut Ctx,
+    re: &regex::bytes::Regex,
+    all: bool,
+    with: impl Fn(&regex::bytes::Captures<'_>) -> Vec<u8>,
+) -> bool {
+    let start = c.msg.headers_start();
+    let end = c.msg.headers_end();
+    let buf = c.msg.buf().clone();
+    let Some(hdrs) = buf.get(start..end) else {
+        return false;
+    };
+    let mut edits = Vec::new();
+    for caps in re.captures_iter(hdrs) {
+        let Some(m) = caps.get(0) else { continue };
+        edits.push(crate::sip::Edit::replace(
+            start + m.start(),
+            start + m.end(),
+            Bytes::from(with(&caps)),
+        ));
+        if !all {
+            break;
+        }
+    }
+    let found = !edits.is_empty();
+    for e in edits {
+        c.msg.add_edit(e);
+    }
+    if found && !all {
+        return true;
+    }
+    let body = c.msg.current_body().clone();
+    let mut out = Vec::with_capacity(body.len());
+    let mut last = 0;
+    let mut body_hit = false;
+    for caps in re.captures_iter(&body) {
+        let Some(m) = caps.get(0) else { continue };
+        out.extend_from_slice(&body[last..m.start()]);
+        out.extend_from_slice(&with(&caps));
+        last = m.end();
+        body_hit = true;
+        if !all {
+            break;
+        }
+    }
+    if body_hit {
+        out.extend_from_slice(&body[last..]);
+        c.msg.set_body(Bytes::from(out));
+    }
+    found || body_hit
 }
 
 fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
