@@ -240,6 +240,42 @@ fn allocate(f: &Function, order: &[usize]) -> Alloc {
     }
 }
 
+/// Registers defined once, by a constant, and read once, as a call argument.
+fn remat_constants(f: &Function) -> HashMap<VReg, Value> {
+    let mut defs: HashMap<VReg, usize> = HashMap::new();
+    let mut uses: HashMap<VReg, usize> = HashMap::new();
+    let mut arg_uses: HashMap<VReg, usize> = HashMap::new();
+    let mut konst: HashMap<VReg, Value> = HashMap::new();
+    for b in &f.blocks {
+        for i in &b.insts {
+            if let Some(d) = i.def() {
+                *defs.entry(d).or_default() += 1;
+            }
+            if let Inst::Const { dst, value } = i {
+                konst.insert(*dst, value.clone());
+            }
+            for u in i.uses() {
+                *uses.entry(u).or_default() += 1;
+            }
+            if let Inst::Call { args, .. } = i {
+                for a in args {
+                    *arg_uses.entry(*a).or_default() += 1;
+                }
+            }
+        }
+        for u in b.term.uses() {
+            *uses.entry(u).or_default() += 1;
+        }
+        if let Some(d) = b.term.def() {
+            *defs.entry(d).or_default() += 1;
+        }
+    }
+    konst.retain(|v, _| {
+        defs.get(v) == Some(&1) && uses.get(v) == Some(&1) && arg_uses.get(v) == Some(&1)
+    });
+    konst
+}
+
 impl Gen {
     fn konst(&mut self, v: &Value) -> u32 {
         let key = match v {
@@ -276,6 +312,9 @@ impl Gen {
             .max()
             .unwrap_or(0);
         let staging = alloc.regs;
+        // Constants read only as one call argument are loaded straight into the argument
+        // register at the call instead of where they are defined.
+        let remat = remat_constants(f);
         let frame = staging + max_args;
         let title = f.title();
         if frame > u16::MAX as usize {
@@ -300,6 +339,7 @@ impl Gen {
                 let line = b.lines.get(ii).copied().unwrap_or(0);
                 let dies = |v: VReg| alloc.end.get(v.0 as usize).is_some_and(|&e| e <= 2 * pos);
                 match inst {
+                    Inst::Const { dst, .. } if remat.contains_key(dst) => {}
                     Inst::Const { dst, value } => {
                         let d = r(*dst);
                         match value {
@@ -407,6 +447,18 @@ impl Gen {
                     } => {
                         for (j, a) in args.iter().enumerate() {
                             let d = (staging + j) as Reg;
+                            if let Some(value) = remat.get(a) {
+                                match value {
+                                    Value::Int(i) if i32::try_from(*i).is_ok() => {
+                                        self.emit(Insn::LoadI { d, i: *i as i32 }, line);
+                                    }
+                                    _ => {
+                                        let k = self.konst(value);
+                                        self.emit(Insn::LoadK { d, k }, line);
+                                    }
+                                }
+                                continue;
+                            }
                             let s = r(*a);
                             // The same register passed twice must not be taken twice.
                             let again = args.get(j + 1..).is_some_and(|rest| rest.contains(a));

@@ -355,7 +355,7 @@ fn warm_runs_do_not_leak_values_between_messages() {
         );
         assert_eq!(toy.var("r"), user);
         assert_eq!(
-            toy.vars.get("x").cloned(),
+            toy.vars.get(b"x".as_ref()).cloned(),
             (user == "a").then(|| Value::from("a!"))
         );
     }

@@ -18,6 +18,7 @@ pub fn optimize_function(f: &mut Function) {
     // Each pass is cheap and bounded; a few rounds reach a fixed point in practice.
     for _ in 0..4 {
         let mut changed = fold_constants(f);
+        changed |= simplify_branches(f);
         changed |= thread_jumps(f);
         changed |= remove_dead_blocks(f);
         changed |= remove_unused(f);
@@ -123,6 +124,85 @@ pub fn fold_constants(f: &mut Function) -> bool {
         changed |= round;
         if !round {
             break;
+        }
+    }
+    changed
+}
+
+/// Branches on `truth(x)`, `!x` and `bool(x)` test `x` directly (when nothing else reads
+/// the intermediate value): `if (f())` is one conditional jump on `f`'s return code.
+pub fn simplify_branches(f: &mut Function) -> bool {
+    use vm::bytecode::UnOp;
+    let mut uses: HashMap<VReg, usize> = HashMap::new();
+    let mut defs: HashMap<VReg, usize> = HashMap::new();
+    let mut un: HashMap<VReg, (UnOp, VReg)> = HashMap::new();
+    for b in &f.blocks {
+        for i in &b.insts {
+            for u in i.uses() {
+                *uses.entry(u).or_default() += 1;
+            }
+            if let Some(d) = i.def() {
+                *defs.entry(d).or_default() += 1;
+            }
+            if let Inst::Un { dst, op, a } = i {
+                un.insert(*dst, (*op, *a));
+            }
+        }
+        for u in b.term.uses() {
+            *uses.entry(u).or_default() += 1;
+        }
+        if let Some(d) = b.term.def() {
+            *defs.entry(d).or_default() += 1;
+        }
+    }
+    // Only single-definition registers read once (by the branch), whose operand is not
+    // redefined in between: its definition and the branch are in the same block.
+    let mut changed = false;
+    for b in &mut f.blocks {
+        for _ in 0..4 {
+            let Term::Branch {
+                cond,
+                truth,
+                then,
+                otherwise,
+            } = b.term.clone()
+            else {
+                break;
+            };
+            if uses.get(&cond) != Some(&1) || defs.get(&cond) != Some(&1) {
+                break;
+            }
+            let Some(&(op, x)) = un.get(&cond) else {
+                break;
+            };
+            // The operand must still hold its value at the branch.
+            let pos = b.insts.iter().rposition(|i| i.def() == Some(cond));
+            let Some(pos) = pos else {
+                break;
+            };
+            if b.insts[pos + 1..].iter().any(|i| i.def() == Some(x)) {
+                break;
+            }
+            let new = match (op, truth) {
+                (UnOp::Truth, Truth::Positive) | (UnOp::Bool, Truth::NonZero) => {
+                    Some((x, truth, then, otherwise))
+                }
+                (UnOp::Truth, Truth::NonZero) => Some((x, Truth::Positive, then, otherwise)),
+                (UnOp::LNot, _) => Some((x, Truth::NonZero, otherwise, then)),
+                _ => None,
+            };
+            let Some((x, t, th, ot)) = new else {
+                break;
+            };
+            b.term = Term::Branch {
+                cond: x,
+                truth: t,
+                then: th,
+                otherwise: ot,
+            };
+            *uses.entry(x).or_default() += 1;
+            uses.insert(cond, 0);
+            changed = true;
         }
     }
     changed

@@ -57,7 +57,7 @@ impl Msg {
 
 pub struct Toy {
     pub msg: Msg,
-    pub vars: HashMap<String, Value>,
+    pub vars: HashMap<Bytes, Value>,
     /// Newest value first, like Kamailio's AVP lists.
     pub avps: HashMap<String, Vec<Value>>,
     pub flags: u64,
@@ -70,6 +70,8 @@ pub struct Toy {
     /// Stacks for nested runs (a function running another route), reused.
     pub pool: Vec<Stack>,
     pub nested: Vec<Outcome>,
+    /// Calls of the stand-in functions.
+    pub stubs: u64,
 }
 
 impl Toy {
@@ -87,12 +89,13 @@ impl Toy {
             limits: Limits::default(),
             pool: Vec::new(),
             nested: Vec::new(),
+            stubs: 0,
         }
     }
 
     pub fn var(&self, name: &str) -> String {
         self.vars
-            .get(name)
+            .get(name.as_bytes())
             .map(|v| v.to_string())
             .unwrap_or_default()
     }
@@ -309,7 +312,7 @@ fn build_table() -> KsrTable<Toy> {
                 .trim_start_matches("$var(")
                 .trim_end_matches(')')
                 .to_string();
-            c.vars.insert(inner, v);
+            c.vars.insert(Bytes::from(inner), v);
             Value::Int(1)
         },
     );
@@ -341,6 +344,34 @@ fn build_table() -> KsrTable<Toy> {
     ] {
         t.add(sig("core", "", name, &[], RetType::Bool), f);
     }
+    // Stand-ins for a typical request route (tm, rr, registrar, sanity ...): they count
+    // the call and answer like the real function on an initial INVITE.
+    let ok: fn(&mut Toy, &[Value]) -> Value = |c, _| {
+        c.stubs += 1;
+        Value::Int(1)
+    };
+    let no: fn(&mut Toy, &[Value]) -> Value = |c, _| {
+        c.stubs += 1;
+        Value::Int(-1)
+    };
+    for (name, owner, params, f) in [
+        ("t_check_trans", "tm", &[][..], no),
+        ("t_precheck_trans", "tm", &[][..], no),
+        ("t_relay", "tm", &[][..], ok),
+        ("t_on_branch", "tm", &[S][..], ok),
+        ("t_is_set", "tm", &[S][..], no),
+        ("remove_hf", "textops", &[S][..], ok),
+        ("record_route", "rr", &[][..], ok),
+        ("loose_route", "rr", &[][..], no),
+        ("has_totag", "siputils", &[][..], no),
+        ("lookup", "registrar", &[S][..], ok),
+        ("sanity_check", "sanity", &[S, S][..], ok),
+        ("mf_process_maxfwd_header", "maxfwd", &[I][..], ok),
+        ("sl_reply_error", "sl", &[][..], ok),
+    ] {
+        let idx = t.add(sig(owner, owner, name, params, RetType::Int), f);
+        t.add_native(name, params.len() as u8, idx, any);
+    }
     let mut s = sig("core", "", "is_myself_dstip", &[], RetType::Bool);
     s.kemi = false;
     let idx = t.add(s, |c, _| b(c.msg.dst_ip == "127.0.0.1"));
@@ -353,6 +384,13 @@ fn build_table() -> KsrTable<Toy> {
 pub fn registry() -> &'static PvRegistry<Toy> {
     static R: OnceLock<PvRegistry<Toy>> = OnceLock::new();
     R.get_or_init(build_registry)
+}
+
+fn key_of(spec: &PvSpec) -> Bytes {
+    match &spec.param {
+        PvParam::Str(s) => s.clone(),
+        _ => Bytes::new(),
+    }
 }
 
 fn name_of(spec: &PvSpec) -> String {
@@ -385,13 +423,16 @@ fn build_registry() -> PvRegistry<Toy> {
     let mut r: PvRegistry<Toy> = PvRegistry::new();
     r.add(PvClass {
         name: "var",
-        get: |c, s| c.vars.get(&name_of(s)).cloned().unwrap_or(Value::Int(0)),
+        get: |c, s| {
+            let k = key_of(s);
+            c.vars.get(&k).cloned().unwrap_or(Value::Int(0))
+        },
         set: Some(|c, s, v| {
             let v = match v {
                 Value::Null => Value::Int(0),
                 other => other.clone(),
             };
-            c.vars.insert(name_of(s), v);
+            c.vars.insert(key_of(s), v);
             Ok(())
         }),
         parse_name: Some(parse_name),
