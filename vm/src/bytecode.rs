@@ -133,10 +133,13 @@ pub enum UnOp {
     NotDefined,
     /// Null becomes "", anything else stays (`selval` results).
     NullEmpty,
+    /// 1 when the value is an integer (Kamailio decides some operators by the left
+    /// operand's run-time type).
+    IsInt,
 }
 
 impl UnOp {
-    pub const ALL: [UnOp; 12] = [
+    pub const ALL: [UnOp; 13] = [
         UnOp::Neg,
         UnOp::BitNot,
         UnOp::LNot,
@@ -149,6 +152,7 @@ impl UnOp {
         UnOp::Defined,
         UnOp::NotDefined,
         UnOp::NullEmpty,
+        UnOp::IsInt,
     ];
 
     pub fn from_u8(b: u8) -> Option<UnOp> {
@@ -169,6 +173,7 @@ impl UnOp {
             UnOp::Defined => "defined",
             UnOp::NotDefined => "notdefined",
             UnOp::NullEmpty => "nullempty",
+            UnOp::IsInt => "isint",
         }
     }
 }

@@ -760,6 +760,7 @@ pub fn unop(op: UnOp, x: &Value) -> Value {
         UnOp::Strempty => int(with_str(x, |s| s.is_empty()) as i32),
         UnOp::Defined => int(!x.is_null() as i32),
         UnOp::NotDefined => int(x.is_null() as i32),
+        UnOp::IsInt => int(matches!(x, Value::Int(_)) as i32),
         UnOp::NullEmpty => match x {
             Value::Null => Value::Str(Bytes::new()),
             _ => x.clone(),

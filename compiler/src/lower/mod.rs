@@ -490,6 +490,24 @@ impl Fb {
     }
 }
 
+/// An operand whose integer value is the integer conversion of its value (so evaluating
+/// it once as a value serves both of Kamailio's evaluation modes).
+fn simple_operand(e: &KExpr) -> bool {
+    matches!(
+        e.kind,
+        K::Int(_)
+            | K::Str(_)
+            | K::Null
+            | K::Pv(_)
+            | K::Rc
+            | K::Avp(_)
+            | K::Select(_)
+            | K::Action(_)
+            | K::Elem(_)
+            | K::Bad
+    )
+}
+
 fn filtered(stmts: &[Stmt]) -> Vec<&Stmt> {
     stmts
         .iter()
@@ -1239,9 +1257,14 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                         let r = self.eval(fb, b, fail);
                         fb.bin(BinOp::Concat, l, r, Ty::Str)
                     }
-                    Ty::Any => {
+                    Ty::Any if simple_operand(b) => {
                         let r = self.eval(fb, b, fail);
                         fb.bin(BinOp::Plus, l, r, Ty::Any)
+                    }
+                    Ty::Any => {
+                        // Kamailio evaluates the right side as an integer when the left one
+                        // is an integer at run time, else as a string: two paths.
+                        self.by_left_type(fb, l, b, fail, BinOp::IAdd, BinOp::Concat, Ty::Any)
                     }
                 }
             }
@@ -1280,6 +1303,44 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
             }
             _ => self.eval_int(fb, e, fail),
         }
+    }
+
+    /// `l op b` where `l`'s type is known only at run time: `int_op` with `b` evaluated as an
+    /// integer when `l` is an integer, else `other_op` with `b`'s value.
+    #[allow(clippy::too_many_arguments)]
+    fn by_left_type(
+        &mut self,
+        fb: &mut Fb,
+        l: VReg,
+        b: &KExpr,
+        fail: BlockId,
+        int_op: BinOp,
+        other_op: BinOp,
+        ty: Ty,
+    ) -> VReg {
+        let d = fb.reg(ty);
+        let is_int = fb.un(UnOp::IsInt, l);
+        let int_bb = fb.block();
+        let other_bb = fb.block();
+        let join = fb.block();
+        fb.term(Term::Branch {
+            cond: is_int,
+            truth: Truth::NonZero,
+            then: int_bb,
+            otherwise: other_bb,
+        });
+        fb.switch_to(int_bb);
+        let r = self.eval_int(fb, b, fail);
+        let v = fb.bin(int_op, l, r, Ty::Int);
+        fb.copy(d, v);
+        fb.jump(join);
+        fb.switch_to(other_bb);
+        let r = self.eval(fb, b, fail);
+        let v = fb.bin(other_op, l, r, ty);
+        fb.copy(d, v);
+        fb.jump(join);
+        fb.switch_to(join);
+        d
     }
 
     /// The static type an expression evaluates to (for `selval`).
@@ -1395,10 +1456,19 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                             let r = self.eval(fb, b, fail);
                             fb.bin(if eq { BinOp::StrEq } else { BinOp::StrNe }, l, r, Ty::Int)
                         }
-                        Ty::Any => {
+                        Ty::Any if simple_operand(b) => {
                             let r = self.eval(fb, b, fail);
                             fb.bin(if eq { BinOp::Eq } else { BinOp::Ne }, l, r, Ty::Int)
                         }
+                        Ty::Any => self.by_left_type(
+                            fb,
+                            l,
+                            b,
+                            fail,
+                            if eq { BinOp::IEq } else { BinOp::INe },
+                            if eq { BinOp::Eq } else { BinOp::Ne },
+                            Ty::Int,
+                        ),
                     }
                 }
                 KOp::StrEq | KOp::StrDiff => {
