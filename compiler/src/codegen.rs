@@ -14,12 +14,34 @@ use vm::Value;
 use vm::bytecode::{Insn, Reg};
 use vm::program::{ArgConv, CallSite, IntSwitch, Program, RouteInfo, RouteSite, StrSwitch};
 
+/// Code generation choices (the defaults are what `compile` uses).
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Let virtual registers with disjoint live ranges share a frame register. Off, every
+    /// virtual register gets its own (a reference point for testing the allocator).
+    pub share_registers: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            share_registers: true,
+        }
+    }
+}
+
 /// Generates the program for `m`.
 pub fn generate(m: &Module) -> Result<Program, Vec<Diagnostic>> {
+    generate_with(m, &Options::default())
+}
+
+/// [`generate`] with explicit options.
+pub fn generate_with(m: &Module, opts: &Options) -> Result<Program, Vec<Diagnostic>> {
     let mut g = Gen {
         prog: Program::default(),
         consts: HashMap::new(),
         errors: Vec::new(),
+        opts: *opts,
     };
     g.prog.pvs = m.pvs.clone();
     g.prog.formats = m.formats.clone();
@@ -40,6 +62,7 @@ struct Gen {
     prog: Program,
     consts: HashMap<ConstKey, u32>,
     errors: Vec<Diagnostic>,
+    opts: Options,
 }
 
 #[derive(Hash, PartialEq, Eq)]
@@ -300,7 +323,14 @@ impl Gen {
 
     fn function(&mut self, f: &Function) {
         let order = layout(f);
-        let alloc = allocate(f, &order);
+        let mut alloc = allocate(f, &order);
+        if !self.opts.share_registers {
+            let n = f.vtypes.len().min(u16::MAX as usize);
+            alloc.phys = (0..f.vtypes.len())
+                .map(|i| Some(i.min(u16::MAX as usize) as Reg))
+                .collect();
+            alloc.regs = n;
+        }
         let max_args = f
             .blocks
             .iter()
