@@ -20,6 +20,7 @@ pub fn optimize_function(f: &mut Function) {
         let mut changed = fold_constants(f);
         changed |= simplify_branches(f);
         changed |= thread_jumps(f);
+        changed |= merge_blocks(f);
         changed |= remove_dead_blocks(f);
         changed |= remove_unused(f);
         if !changed {
@@ -135,7 +136,8 @@ pub fn simplify_branches(f: &mut Function) -> bool {
     use vm::bytecode::UnOp;
     let mut uses: HashMap<VReg, usize> = HashMap::new();
     let mut defs: HashMap<VReg, usize> = HashMap::new();
-    let mut un: HashMap<VReg, (UnOp, VReg)> = HashMap::new();
+    // `None`: a copy.
+    let mut un: HashMap<VReg, (Option<UnOp>, VReg)> = HashMap::new();
     for b in &f.blocks {
         for i in &b.insts {
             for u in i.uses() {
@@ -144,8 +146,14 @@ pub fn simplify_branches(f: &mut Function) -> bool {
             if let Some(d) = i.def() {
                 *defs.entry(d).or_default() += 1;
             }
-            if let Inst::Un { dst, op, a } = i {
-                un.insert(*dst, (*op, *a));
+            match i {
+                Inst::Un { dst, op, a } => {
+                    un.insert(*dst, (Some(*op), *a));
+                }
+                Inst::Copy { dst, src } => {
+                    un.insert(*dst, (None, *src));
+                }
+                _ => {}
             }
         }
         for u in b.term.uses() {
@@ -184,11 +192,12 @@ pub fn simplify_branches(f: &mut Function) -> bool {
                 break;
             }
             let new = match (op, truth) {
-                (UnOp::Truth, Truth::Positive) | (UnOp::Bool, Truth::NonZero) => {
+                (None, _) => Some((x, truth, then, otherwise)),
+                (Some(UnOp::Truth), Truth::Positive) | (Some(UnOp::Bool), Truth::NonZero) => {
                     Some((x, truth, then, otherwise))
                 }
-                (UnOp::Truth, Truth::NonZero) => Some((x, Truth::Positive, then, otherwise)),
-                (UnOp::LNot, _) => Some((x, Truth::NonZero, otherwise, then)),
+                (Some(UnOp::Truth), Truth::NonZero) => Some((x, Truth::Positive, then, otherwise)),
+                (Some(UnOp::LNot), _) => Some((x, Truth::NonZero, otherwise, then)),
                 _ => None,
             };
             let Some((x, t, th, ot)) = new else {
@@ -239,6 +248,51 @@ pub fn thread_jumps(f: &mut Function) -> bool {
                 changed = true;
             }
         }
+    }
+    changed
+}
+
+/// Appends a block to its only predecessor when that one just jumps to it.
+pub fn merge_blocks(f: &mut Function) -> bool {
+    let n = f.blocks.len();
+    let mut changed = false;
+    // Bounded: each merge empties one block.
+    for _ in 0..n {
+        let mut preds = vec![0usize; n];
+        for b in &f.blocks {
+            for s in b.term.successors() {
+                if let Some(p) = preds.get_mut(s.0 as usize) {
+                    *p += 1;
+                }
+            }
+        }
+        let found = (0..n).find_map(|a| match f.blocks.get(a).map(|b| &b.term) {
+            Some(Term::Jump(t))
+                if t.0 as usize != a && t.0 != 0 && preds.get(t.0 as usize) == Some(&1) =>
+            {
+                Some((a, t.0 as usize))
+            }
+            _ => None,
+        });
+        let Some((a, b)) = found else {
+            break;
+        };
+        let Some(tail) = f.blocks.get_mut(b) else {
+            break;
+        };
+        let insts = std::mem::take(&mut tail.insts);
+        let lines = std::mem::take(&mut tail.lines);
+        let term = std::mem::replace(&mut tail.term, Term::Open);
+        let term_line = tail.term_line;
+        // The emptied block is unreachable now; give it a harmless terminator.
+        tail.term = Term::Jump(BlockId(b as u32));
+        if let Some(head) = f.blocks.get_mut(a) {
+            head.insts.extend(insts);
+            head.lines.extend(lines);
+            head.term = term;
+            head.term_line = term_line;
+        }
+        changed = true;
     }
     changed
 }
@@ -374,10 +428,16 @@ mod tests {
         f.blocks[b1.0 as usize].term = Term::Leave(a);
         f.blocks[b2.0 as usize].term = Term::Leave(b);
         optimize_function(&mut f);
-        assert_eq!(f.blocks.len(), 2, "{f:?}");
-        assert_eq!(f.blocks[0].term, Term::Jump(BlockId(1)));
-        assert_eq!(f.blocks[1].term, Term::Leave(a));
+        // The branch is gone and its taken side merged into the entry block.
+        assert_eq!(f.blocks.len(), 1, "{f:?}");
+        assert_eq!(f.blocks[0].term, Term::Leave(a));
         // Only the constant still read survives.
-        assert_eq!(f.blocks[0].insts.len(), 1);
+        assert_eq!(
+            f.blocks[0].insts,
+            vec![Inst::Const {
+                dst: a,
+                value: Value::Int(2)
+            }]
+        );
     }
 }
