@@ -41,13 +41,14 @@ struct CompileArgs {
     /// Output image.
     #[arg(short = 'o', long = "output")]
     output: Option<PathBuf>,
-    /// Print the compiled program: `asm` is the bytecode listing.
+    /// Print the compiled program: `ir` is the optimized IR, `asm` the bytecode listing.
     #[arg(long, value_enum)]
     emit: Option<Emit>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum Emit {
+    Ir,
     Asm,
 }
 
@@ -569,14 +570,20 @@ fn compile_image(a: CompileArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::FAILURE);
     };
     let config = &config;
-    if let Some(Emit::Asm) = a.emit {
-        print!("{}", program.disassemble(&setup.table));
+    match a.emit {
+        Some(Emit::Asm) => print!("{}", program.disassemble()),
+        Some(Emit::Ir) => {
+            let cat = compiler::Catalog::new(&setup.table, &setup.pvs);
+            print!("{}", compiler::compile_ir(config, &cat).0);
+        }
+        None => {}
     }
     let Some(output) = &a.output else {
         return Ok(ExitCode::SUCCESS);
     };
-    let bytes = vm::image::write(&program, &setup.table, &params_text(config))
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut program = program;
+    program.params = params_text(config).into_bytes();
+    let bytes = vm::image::write(&program);
     std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     eprintln!(
         "{}: {} instructions, {} routes, {} bytes",

@@ -3,16 +3,20 @@
 use crate::core::Core;
 use crate::ctx::Ctx;
 use crate::engine::{EngineFactory, Outcome, RouteEngine, RouteTarget};
+use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 use vm::RouteKind;
-use vm::interp::{Limits, Vm};
+use vm::interp::{Limits, Stack, Vm};
 use vm::program::Program;
 
 /// One worker's native engine (the program is shared, read-only).
 pub struct NativeEngine {
     program: Arc<Program>,
     limits: Limits,
+    /// Register stacks reused across messages; a route run from inside another (tm running
+    /// branch_route from t_relay) takes its own.
+    stacks: RefCell<Vec<Stack>>,
 }
 
 impl NativeEngine {
@@ -23,6 +27,7 @@ impl NativeEngine {
                 max_while_loops: core.cfg.max_while_loops,
                 max_recursive_level: core.cfg.max_recursive_level.max(1),
             },
+            stacks: RefCell::new(Vec::new()),
         }
     }
 
@@ -53,10 +58,16 @@ impl RouteEngine for NativeEngine {
         };
         let saved = ctx.route;
         ctx.route = kind;
-        let mut vm = Vm::new(&self.program, self.limits);
+        let stack = self.stacks.borrow_mut().pop().unwrap_or_default();
+        let mut vm = Vm::with_stack(&self.program, self.limits, stack);
         let r = vm.run(ctx, id);
         ctx.route = saved;
         ctx.last_rc = vm.last_rc();
+        let mut pool = self.stacks.borrow_mut();
+        if pool.len() < 8 {
+            pool.push(vm.into_stack());
+        }
+        drop(pool);
         if r.drop {
             ctx.drop = true;
         }

@@ -4,10 +4,13 @@
 //! * [`route`]: route kinds and the Kamailio route-type bit masks.
 //! * [`ksr`]: the KSR function table — one indexed registry of module exports that the
 //!   native VM and every KEMI engine call by integer index.
+//! * [`bytecode`], [`program`], [`interp`], [`image`]: the compiled native program, its
+//!   register interpreter and its on-disk form.
 //!
 //! The crate is generic over the host context `C` (the runtime's per-worker message
 //! context), so it does not depend on the SIP runtime.
 
+pub mod bytecode;
 pub mod image;
 pub mod interp;
 pub mod ksr;
