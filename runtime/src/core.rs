@@ -60,6 +60,18 @@ impl Core {
 pub struct SetupError {
     pub span: Span,
     pub message: String,
+    /// What the error is about.
+    pub kind: SetupErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupErrorKind {
+    /// A global parameter.
+    Core,
+    /// A `loadmodule` naming a module ksr does not provide.
+    LoadModule,
+    /// A `modparam` (unknown module or parameter, wrong type).
+    ModParam,
 }
 
 /// The cfg read and the modules registered, before anything is bound or started. `ksr check`
@@ -80,6 +92,18 @@ impl Setup {
     /// Reads global parameters, resolves `loadmodule`s, registers every loaded module's
     /// exports and applies `modparam`s. Reports every problem found, not just the first.
     pub fn from_config(config: &ast::Config) -> Result<Setup, Vec<SetupError>> {
+        let (setup, errors) = Setup::from_config_partial(config);
+        if errors.is_empty() {
+            Ok(setup)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Like [`Setup::from_config`], but also returns the setup built from everything that
+    /// was valid, so `ksr check` can go on to check the routing blocks against the modules
+    /// that did load.
+    pub fn from_config_partial(config: &ast::Config) -> (Setup, Vec<SetupError>) {
         let mut errors = Vec::new();
         let cfg = match CoreConfig::from_ast(config) {
             Ok(c) => c,
@@ -87,6 +111,7 @@ impl Setup {
                 errors.extend(es.into_iter().map(|e| SetupError {
                     span: e.span,
                     message: e.message,
+                    kind: SetupErrorKind::Core,
                 }));
                 CoreConfig::default()
             }
@@ -119,6 +144,7 @@ impl Setup {
                             "module '{}' is not available in ksr (loadmodule \"{arg}\")",
                             modules::module_name(&arg)
                         ),
+                        kind: SetupErrorKind::LoadModule,
                     }),
                 }
             }
@@ -137,6 +163,7 @@ impl Setup {
                         errors.push(SetupError {
                             span: item.span,
                             message,
+                            kind: SetupErrorKind::ModParam,
                         });
                     }
                 }
@@ -148,11 +175,7 @@ impl Setup {
                 setup.cfg.ignored.join(", ")
             ));
         }
-        if errors.is_empty() {
-            Ok(setup)
-        } else {
-            Err(errors)
-        }
+        (setup, errors)
     }
 
     fn register(&mut self, def: &'static ModuleDef) {

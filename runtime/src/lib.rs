@@ -1,5 +1,6 @@
 //! The SIP runtime: message model, transports, workers, transactions and modules.
 
+pub mod catalog;
 pub mod config;
 pub mod core;
 pub mod ctx;
@@ -17,5 +18,5 @@ pub mod sip;
 pub mod socket;
 pub mod transport;
 
-pub use crate::core::{Core, Setup};
+pub use crate::core::{Core, Setup, SetupError, SetupErrorKind};
 pub use crate::ctx::Ctx;
