@@ -32,6 +32,8 @@ enum Cmd {
     Bench(BenchArgs),
     /// Compile a cfg ahead of time into an image that `ksr run -f IMAGE` starts from.
     Compile(CompileArgs),
+    /// Send an RPC command to a running server (jsonrpcs datagram socket or FIFO).
+    Rpc(crate::rpc_client::RpcArgs),
 }
 
 #[derive(Args)]
@@ -149,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Api(a) => api(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Compile(a) => compile_image(a),
+        Cmd::Rpc(a) => crate::rpc_client::rpc(a),
     }
 }
 

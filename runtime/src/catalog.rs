@@ -40,6 +40,7 @@ fn exporters() -> &'static HashMap<String, String> {
             let mut rpc = RpcRegistry::default();
             let mut hooks = Hooks::default();
             let mut timers = Vec::new();
+            let mut stats = crate::stats::StatsRegistry::default();
             let mut r = Registrar {
                 owner: def.name,
                 table: &mut table,
@@ -47,6 +48,7 @@ fn exporters() -> &'static HashMap<String, String> {
                 rpc: &mut rpc,
                 hooks: &mut hooks,
                 timers: &mut timers,
+                stats: &mut stats,
             };
             (def.register)(&mut r);
             for alias in table.natives() {

@@ -31,6 +31,7 @@ pub struct Core {
     pub rpc: RpcRegistry,
     pub hooks: Hooks,
     pub timers: Vec<TimerDef>,
+    pub stats: crate::stats::Stats,
     pub started_at: std::time::SystemTime,
     pub workdir: PathBuf,
     pub shutdown: AtomicBool,
@@ -84,6 +85,7 @@ pub struct Setup {
     pub rpc: RpcRegistry,
     pub hooks: Hooks,
     pub timers: Vec<TimerDef>,
+    pub stats: crate::stats::StatsRegistry,
     /// Notices to print at start-up (ignored parameters, modules without effect).
     pub notices: Vec<String>,
 }
@@ -124,6 +126,7 @@ impl Setup {
             rpc: RpcRegistry::default(),
             hooks: Hooks::default(),
             timers: Vec::new(),
+            stats: crate::stats::StatsRegistry::with_core(),
             notices: Vec::new(),
         };
         setup.register(&modules::core::MODULE);
@@ -186,6 +189,7 @@ impl Setup {
             rpc: &mut self.rpc,
             hooks: &mut self.hooks,
             timers: &mut self.timers,
+            stats: &mut self.stats,
         };
         (def.register)(&mut r);
         if def.name != modules::core::MODULE.name {
@@ -260,6 +264,7 @@ impl Setup {
                     states: &mut states,
                     workdir: &workdir,
                     loaded: &loaded,
+                    stats: &self.stats,
                 };
                 init(&mut ictx).map_err(|e| format!("module {}: {e}", def.name))?;
             }
@@ -276,6 +281,7 @@ impl Setup {
             rpc: self.rpc,
             hooks: self.hooks,
             timers: self.timers,
+            stats: self.stats.into_stats(),
             started_at: std::time::SystemTime::now(),
             workdir,
             shutdown: AtomicBool::new(false),

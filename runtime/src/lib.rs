@@ -16,6 +16,7 @@ pub mod rpc;
 pub mod server;
 pub mod sip;
 pub mod socket;
+pub mod stats;
 pub mod transport;
 
 pub use crate::core::{Core, Setup, SetupError, SetupErrorKind};
