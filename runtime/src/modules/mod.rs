@@ -279,6 +279,7 @@ pub mod app_lua;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
+pub mod db_sqlite;
 pub mod htable;
 pub mod jsonrpcs;
 pub mod kemix;
@@ -308,6 +309,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &pike::MODULE,
     &kemix::MODULE,
     &jsonrpcs::MODULE,
+    &db_sqlite::MODULE,
     &accepted::CTL,
     &accepted::CFG_RPC,
     &accepted::DEBUGGER,
