@@ -265,6 +265,7 @@ impl Setup {
                     workdir: &workdir,
                     loaded: &loaded,
                     stats: &self.stats,
+                    pvs: &self.pvs,
                 };
                 init(&mut ictx).map_err(|e| format!("module {}: {e}", def.name))?;
             }

@@ -125,6 +125,8 @@ pub struct InitCtx<'a> {
     pub loaded: &'a [&'static str],
     /// Counter ids by name (counters are declared while registering).
     pub stats: &'a crate::stats::StatsRegistry,
+    /// Pseudo-variable classes, to check the ones module parameters name.
+    pub pvs: &'a PvRegistry<Ctx>,
 }
 
 pub type InitFn = fn(&mut InitCtx<'_>) -> Result<(), String>;
@@ -149,6 +151,7 @@ pub struct ModuleStates {
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
     pub sl: sl::SlState,
+    pub acc: acc::AccState,
     pub jsonrpcs: jsonrpcs::JsonrpcsState,
     pub pike: pike::PikeState,
 }
@@ -274,6 +277,7 @@ impl Registrar<'_> {
 }
 
 /// Every module ksr ships, in registration order.
+pub mod acc;
 pub mod accepted;
 pub mod app_lua;
 pub mod cfgutils;
@@ -310,6 +314,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &kemix::MODULE,
     &jsonrpcs::MODULE,
     &db_sqlite::MODULE,
+    &acc::MODULE,
     &accepted::CTL,
     &accepted::CFG_RPC,
     &accepted::DEBUGGER,
