@@ -55,7 +55,7 @@ fn records(log: &str) -> Vec<String> {
 fn rows(db: &Path) -> Vec<String> {
     let out = Command::new("sqlite3")
         .arg(db)
-        .arg("select method, from_tag, to_tag, callid, sip_code, sip_reason, length(time), src_user, ua, coalesce(nope, 'NULL') from acc where method != 'OPTIONS' order by id")
+        .arg("select method, from_tag, to_tag, callid, sip_code, sip_reason, typeof(time), abs(time - julianday('now')) < 0.01, src_user, ua, coalesce(nope, 'NULL') from acc where method != 'OPTIONS' order by id")
         .output()
         .expect("sqlite3");
     String::from_utf8_lossy(&out.stdout)
