@@ -42,10 +42,12 @@ fn observe(kamailio: bool) -> Vec<String> {
         start_ksr(&cfg, &[])
     };
     let c = UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
-    c.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    c.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let cport = c.local_addr().expect("addr").port();
     let up = UdpSocket::bind("[::1]:0").expect("IPv6 loopback");
-    up.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    up.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let uport = up.local_addr().expect("addr").port();
     let ports = [(s.port, "SPORT"), (cport, "CPORT"), (uport, "UPORT")];
     let mut seen = Vec::new();
@@ -67,7 +69,8 @@ fn observe(kamailio: bool) -> Vec<String> {
     seen.push(normalize(&String::from_utf8_lossy(&buf[..n]), &ports));
 
     let mut t = TcpStream::connect(("::1", s.port)).expect("IPv6 TCP");
-    t.set_read_timeout(Some(Duration::from_secs(2))).expect("timeout");
+    t.set_read_timeout(Some(Duration::from_secs(2)))
+        .expect("timeout");
     let tport = t.local_addr().expect("addr").port();
     let m = format!(
         "OPTIONS sip:x@[::1]:{} SIP/2.0\r\nVia: SIP/2.0/TCP [::1]:{tport};branch=z9hG4bKz\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:x@y>\r\nCall-ID: v6-3\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
@@ -84,13 +87,21 @@ fn observe(kamailio: bool) -> Vec<String> {
 fn ipv6_udp_and_tcp_like_kamailio() {
     let ksr = observe(false);
     assert!(ksr[0].starts_with("SIP/2.0 200 OK"), "{}", ksr[0]);
-    assert!(ksr[0].contains("X-Src: ::1 CPORT ::1 SPORT udp"), "{}", ksr[0]);
+    assert!(
+        ksr[0].contains("X-Src: ::1 CPORT ::1 SPORT udp"),
+        "{}",
+        ksr[0]
+    );
     assert!(
         ksr[1].contains("Via: SIP/2.0/UDP [::1]:SPORT;branch=BRANCH"),
         "{}",
         ksr[1]
     );
-    assert!(ksr[2].contains("X-Src: ::1 CPORT ::1 SPORT tcp"), "{}", ksr[2]);
+    assert!(
+        ksr[2].contains("X-Src: ::1 CPORT ::1 SPORT tcp"),
+        "{}",
+        ksr[2]
+    );
     if kamailio_available() {
         assert_eq!(ksr, observe(true));
     }
