@@ -23,11 +23,12 @@ fn normalize(m: &str, ports: &[(u16, &str)]) -> String {
             }
         } else if l.starts_with("Server:") {
             l = "Server: S".into();
-        } else if l.starts_with("Via:") && l.contains("SPORT;branch=") {
-            if let Some(i) = l.find("branch=") {
-                l.truncate(i + 7);
-                l.push_str("BRANCH");
-            }
+        } else if l.starts_with("Via:")
+            && l.contains("SPORT;branch=")
+            && let Some(i) = l.find("branch=")
+        {
+            l.truncate(i + 7);
+            l.push_str("BRANCH");
         }
         out.push(l);
     }
