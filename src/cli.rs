@@ -313,6 +313,28 @@ fn engine_factory(
                 script: PathBuf::from(script),
             }))
         }
+        "python" => {
+            let params = setup
+                .modules
+                .iter()
+                .find(|(m, _)| m.name == "app_python3")
+                .map(|(_, p)| p)
+                .ok_or("cfgengine \"python\" needs loadmodule \"app_python3.so\" and modparam(\"app_python3\", \"load\", \"/path/script.py\")")?;
+            Ok(std::sync::Arc::new(engines::python::PythonFactory {
+                opts: engines::python::PythonOptions::from_params(params),
+            }))
+        }
+        "jsdt" => {
+            let script = setup
+                .modules
+                .iter()
+                .find(|(m, _)| m.name == "app_jsdt")
+                .and_then(|(_, p)| p.str("load"))
+                .ok_or("cfgengine \"jsdt\" needs loadmodule \"app_jsdt.so\" and modparam(\"app_jsdt\", \"load\", \"/path/script.js\")")?;
+            Ok(std::sync::Arc::new(engines::js::JsFactory {
+                script: PathBuf::from(script),
+            }))
+        }
         other => Err(format!("cfgengine \"{other}\" is not available in ksr yet")),
     }
 }

@@ -147,6 +147,9 @@ pub struct ModuleStates {
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
     pub pike: pike::PikeState,
+    pub app_lua: crate::engine::KemiApp,
+    pub app_python3: crate::engine::KemiApp,
+    pub app_jsdt: crate::engine::KemiApp,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -261,7 +264,9 @@ impl Registrar<'_> {
 }
 
 /// Every module ksr ships, in registration order.
+pub mod app_jsdt;
 pub mod app_lua;
+pub mod app_python3;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
@@ -289,6 +294,8 @@ pub static MODULES: &[&ModuleDef] = &[
     &cfgutils::MODULE,
     &corex::MODULE,
     &app_lua::MODULE,
+    &app_python3::MODULE,
+    &app_jsdt::MODULE,
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
