@@ -90,3 +90,27 @@ impl EntryNames {
         }
     }
 }
+
+/// Runs `f` (loading a script: its top-level code, `mod_init`, `child_init`) with a context
+/// that has no message installed in `current`, so KSR functions that need none (`KSR.info`,
+/// `KSR.pv.get("$var(x)")`, ...) work at load time as they do in Kamailio.
+pub fn with_boot_ctx<R>(
+    current: &'static std::thread::LocalKey<std::cell::Cell<*mut Ctx>>,
+    core: &'static runtime::core::Core,
+    rank: i32,
+    f: impl FnOnce() -> R,
+) -> R {
+    struct Restore(
+        &'static std::thread::LocalKey<std::cell::Cell<*mut Ctx>>,
+        *mut Ctx,
+    );
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let saved = self.1;
+            self.0.with(|c| c.set(saved));
+        }
+    }
+    let mut boot = Ctx::new(core, rank);
+    let _restore = Restore(current, current.with(|c| c.replace(&mut boot as *mut Ctx)));
+    f()
+}

@@ -7,7 +7,7 @@
 //! is reached through a thread-local pointer set only while script code runs for a message.
 //! Exceptions are logged with their stack (file:line) and end the run; the worker goes on.
 
-use crate::common::{EntryNames, modf};
+use crate::common::{EntryNames, modf, with_boot_ctx};
 use bytes::Bytes;
 use rquickjs::function::{Opt, Rest};
 use rquickjs::{
@@ -225,7 +225,13 @@ fn build_ksr<'js>(c: &JsCtx<'js>, core: &'static Core) -> rquickjs::Result<()> {
 /// An exception as a log line: message and stack (with file:line), or the thrown value.
 fn describe<'js>(c: &JsCtx<'js>, thrown: JsValue<'js>) -> String {
     if let Some(e) = thrown.as_exception() {
-        let mut s = e.message().unwrap_or_default();
+        let kind = e
+            .as_object()
+            .get::<_, Option<std::string::String>>("name")
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "Error".into());
+        let mut s = format!("{kind}: {}", e.message().unwrap_or_default());
         if let Some(stack) = e.stack() {
             s.push('\n');
             s.push_str(stack.trim_end());
@@ -262,6 +268,7 @@ fn load_script(
     core: &'static Core,
     script: &Path,
     names: &EntryNames,
+    rank: i32,
     generation: u64,
 ) -> Result<Loaded, String> {
     let code =
@@ -275,7 +282,10 @@ fn load_script(
         opts.global = true;
         opts.strict = false;
         opts.filename = Some(script.display().to_string());
-        if let Err(e) = c.eval_with_options::<(), _>(code, opts) {
+        let r = with_boot_ctx(&CURRENT, core, rank, || {
+            c.eval_with_options::<(), _>(code, opts)
+        });
+        if let Err(e) = r {
             let msg = match e {
                 rquickjs::Error::Exception => describe(&c, c.catch()),
                 e => e.to_string(),
@@ -309,6 +319,7 @@ fn load_script(
 /// One worker's JavaScript runtime.
 pub struct JsEngine {
     core: &'static Core,
+    rank: i32,
     script: PathBuf,
     names: EntryNames,
     state: RefCell<Loaded>,
@@ -319,11 +330,12 @@ pub struct JsEngine {
 }
 
 impl JsEngine {
-    pub fn load(core: &'static Core, script: &Path) -> Result<JsEngine, String> {
+    pub fn load(core: &'static Core, script: &Path, rank: i32) -> Result<JsEngine, String> {
         let names = EntryNames::from_core(core);
-        let loaded = load_script(core, script, &names, core.m.app_jsdt.reload.get())?;
+        let loaded = load_script(core, script, &names, rank, core.m.app_jsdt.reload.get())?;
         Ok(JsEngine {
             core,
+            rank,
             script: script.to_path_buf(),
             names,
             state: RefCell::new(loaded),
@@ -345,7 +357,7 @@ impl JsEngine {
             "reloading {} (generation {want})",
             self.script.display()
         );
-        match load_script(self.core, &self.script, &self.names, want) {
+        match load_script(self.core, &self.script, &self.names, self.rank, want) {
             Ok(l) => *self.state.borrow_mut() = l,
             Err(e) => {
                 runtime::klog!(L_ERR, MODNAME, "reload failed, keeping the old script: {e}");
@@ -493,7 +505,7 @@ pub struct JsFactory {
 }
 
 impl EngineFactory for JsFactory {
-    fn create(&self, core: &'static Core, _rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
-        Ok(Rc::new(JsEngine::load(core, &self.script)?))
+    fn create(&self, core: &'static Core, rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
+        Ok(Rc::new(JsEngine::load(core, &self.script, rank)?))
     }
 }

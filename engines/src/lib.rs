@@ -6,3 +6,6 @@ mod common;
 pub mod js;
 pub mod lua;
 pub mod python;
+
+#[cfg(test)]
+mod tests;

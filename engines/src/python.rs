@@ -17,7 +17,7 @@
 //! index: a call converts the arguments straight from the argument vector, with no tuple, no
 //! closure and no name lookup.
 
-use crate::common::{EntryNames, modf};
+use crate::common::{EntryNames, modf, with_boot_ctx};
 use bytes::Bytes;
 use pyo3::exceptions::PySystemExit;
 use pyo3::ffi;
@@ -481,7 +481,8 @@ impl PythonEngine {
         Python::attach(|py| {
             let ksr = build_ksr(py, core).map_err(|e| format!("building KSR: {e}"))?;
             let msg = Py::new(py, SipMsg).map_err(|e| format!("{e}"))?.into_any();
-            let handler = load_script(py, &ksr, &opts, rank)?;
+            let handler =
+                with_boot_ctx(&CURRENT, core, rank, || load_script(py, &ksr, &opts, rank))?;
             let loaded = Self::entries(py, &names, handler, core.m.app_python3.reload.get());
             if loaded.entry[0].is_none() {
                 return Err(format!(
@@ -533,7 +534,10 @@ impl PythonEngine {
             "reloading {} (generation {want})",
             self.opts.script.display()
         );
-        match load_script(py, self.ksr.bind(py), &self.opts, self.rank) {
+        let r = with_boot_ctx(&CURRENT, self.core, self.rank, || {
+            load_script(py, self.ksr.bind(py), &self.opts, self.rank)
+        });
+        match r {
             Ok(h) => {
                 let l = Self::entries(py, &self.names, h, want);
                 if l.entry[0].is_none() {
