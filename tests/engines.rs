@@ -204,3 +204,44 @@ fn check_loads_python_and_js_scripts() {
         "{err}"
     );
 }
+
+fn api(format: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .args(["api", "--format", format])
+        .output()
+        .expect("ksr api");
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn api_stubs_for_python_and_typescript() {
+    let pyi = api("pyi");
+    assert!(pyi.contains("class _sl:\n"));
+    assert!(pyi.contains("    @staticmethod\n    def sl_send_reply(p0: int, p1: str) -> int: ..."));
+    assert!(pyi.contains("\nsl: _sl\n"));
+    assert!(pyi.contains("def modf(name: str, *args: str) -> int: ..."));
+    // The stub is valid Python.
+    let d = dir("api");
+    let f = d.join("KSR.pyi");
+    std::fs::write(&f, &pyi).expect("write");
+    let ok = Command::new("python3")
+        .args(["-c", "import ast,sys; ast.parse(open(sys.argv[1]).read())"])
+        .arg(&f)
+        .status()
+        .expect("python3");
+    assert!(ok.success(), "KSR.pyi does not parse");
+
+    let dts = api("dts");
+    assert!(dts.starts_with("// KSR declarations"));
+    assert!(dts.contains("    namespace sl {\n"));
+    assert!(dts.contains("        function sl_send_reply(p0: number, p1: string): number;\n"));
+    assert!(dts.contains("function exit(): never;"));
+    assert_eq!(dts.matches('{').count(), dts.matches('}').count());
+    for l in dts
+        .lines()
+        .filter(|l| l.trim_start().starts_with("function "))
+    {
+        assert!(l.ends_with(';'), "{l}");
+    }
+}
