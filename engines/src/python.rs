@@ -341,6 +341,28 @@ fn describe(py: Python<'_>, e: &PyErr) -> String {
     formatted.unwrap_or_else(|_| e.to_string())
 }
 
+thread_local! {
+    static THREAD_STATE_KEPT: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Keeps this worker thread's Python thread state for the thread's whole life. Without it,
+/// every message's GIL acquisition (`PyGILState_Ensure`) would create a thread state and its
+/// release destroy it again, since nothing else holds one on a worker thread.
+fn keep_thread_state() {
+    if THREAD_STATE_KEPT.with(|k| k.replace(true)) {
+        return;
+    }
+    // Initializes the interpreter if needed (pyo3 `auto-initialize`).
+    Python::attach(|_| {});
+    // SAFETY: the interpreter is initialized and this thread does not hold the GIL here
+    // (engines are created outside any script call): Ensure takes it and counts one use
+    // that is never released, SaveThread gives the GIL back while keeping the state.
+    unsafe {
+        ffi::PyGILState_Ensure();
+        ffi::PyEval_SaveThread();
+    }
+}
+
 /// A loaded script: the handler object and its cached entry-point methods.
 struct Loaded {
     handler: Py<PyAny>,
@@ -478,6 +500,7 @@ impl PythonEngine {
         rank: i32,
     ) -> Result<PythonEngine, String> {
         let names = EntryNames::from_core(core);
+        keep_thread_state();
         Python::attach(|py| {
             let ksr = build_ksr(py, core).map_err(|e| format!("building KSR: {e}"))?;
             let msg = Py::new(py, SipMsg).map_err(|e| format!("{e}"))?.into_any();
