@@ -326,14 +326,24 @@ fn callbacks_by_name() {
     use runtime::engine::RouteTarget;
     for e in ALL {
         let extra = match e {
-            Eng::Lua => "function my_failure() return 5 end\nfunction my_event(name) if name == 'my_event' then return 7 end return 0 end",
-            Eng::Python => "def my_failure(self, msg):\n    return 5\ndef my_event(self, msg, name):\n    return 7 if name == 'my_event' else 0",
-            Eng::Js => "function my_failure() { return 5; }\nfunction my_event(name) { return name == 'my_event' ? 7 : 0; }",
+            Eng::Lua => {
+                "function my_failure() return 5 end\nfunction my_event(name) if name == 'my_event' then return 7 end return 0 end"
+            }
+            Eng::Python => {
+                "def my_failure(self, msg):\n    return 5\ndef my_event(self, msg, name):\n    return 7 if name == 'my_event' else 0"
+            }
+            Eng::Js => {
+                "function my_failure() { return 5; }\nfunction my_event(name) { return name == 'my_event' ? 7 : 0; }"
+            }
         };
         let (mut h, _) = start(e, &reply(e, 200, "'OK'"), extra);
         feed(&mut h, "cb");
         let out = h.ctx.run_route(RouteTarget::Failure("my_failure"));
-        assert_eq!((out.code, out.missing, out.exit), (5, false, false), "{e:?}");
+        assert_eq!(
+            (out.code, out.missing, out.exit),
+            (5, false, false),
+            "{e:?}"
+        );
         // Event callbacks get the event name as their argument.
         let out = h.ctx.run_route(RouteTarget::Event("my_event"));
         assert_eq!((out.code, out.missing), (7, false), "{e:?}");
