@@ -355,3 +355,18 @@ fn callbacks_by_name() {
         assert!(!eng.exists(RouteTarget::OnSend), "{e:?}");
     }
 }
+
+#[test]
+fn python_is_debians_cpython() {
+    // The binary must load the libpython it was built against (python3-dev, /usr), not a
+    // pyenv or virtualenv interpreter found on PATH.
+    let (mut h, _) = start(
+        Eng::Python,
+        "import sysconfig\nKSR.sl.sl_send_reply(200, sys.base_prefix + ' ' + sysconfig.get_config_var('LIBDIR'))",
+        "",
+    );
+    assert_eq!(
+        feed(&mut h, "py"),
+        vec!["SIP/2.0 200 /usr /usr/lib/x86_64-linux-gnu".to_string()]
+    );
+}
