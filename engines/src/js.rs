@@ -3,13 +3,14 @@
 //! functions `ksr_request_route()`, `ksr_reply_route()`, `ksr_onsend_route()` and callbacks
 //! by name, a `KSR` object built from the KSR table, `KSR.x.exit()`/`drop()`/`modf()`.
 //!
-//! Every KSR function is a native JS function holding its table index; the worker's context
+//! Every KSR function is a QuickJS C function whose `magic` is its table index; the worker's context
 //! is reached through a thread-local pointer set only while script code runs for a message.
 //! Exceptions are logged with their stack (file:line) and end the run; the worker goes on.
 
 use crate::common::{EntryNames, modf, with_boot_ctx};
 use bytes::Bytes;
-use rquickjs::function::{Opt, Rest};
+use rquickjs::function::Rest;
+use rquickjs::qjs;
 use rquickjs::{
     Context, Ctx as JsCtx, Exception, Function, Object, Persistent, Runtime, String as JsString,
     Value as JsValue,
@@ -19,6 +20,7 @@ use runtime::ctx::Ctx;
 use runtime::engine::{EngineFactory, Outcome, RouteEngine, RouteTarget};
 use runtime::log::{L_DBG, L_ERR, L_INFO};
 use std::cell::{Cell, RefCell};
+use std::ffi::c_int;
 use std::path::{Path, PathBuf};
 use std::ptr::NonNull;
 use std::rc::Rc;
@@ -99,23 +101,89 @@ fn to_js<'js>(c: &JsCtx<'js>, v: Value, ret: RetType) -> rquickjs::Result<JsValu
     })
 }
 
-/// Calls export `idx` for the current message and converts its result.
-fn call<'js>(
+/// Most parameters a KSR function takes (Kamailio's `SR_KEMI_PARAMS_MAX`).
+const MAX_PARAMS: usize = 6;
+
+/// The C function behind every `KSR.<module>.<name>`: QuickJS passes the export index as the
+/// function's `magic`, so a call needs no closure, no argument vector and no name lookup.
+unsafe extern "C" fn ksr_call(
+    ctx: *mut qjs::JSContext,
+    _this: qjs::JSValue,
+    argc: c_int,
+    argv: *mut qjs::JSValue,
+    magic: c_int,
+) -> qjs::JSValue {
+    let Some(raw) = NonNull::new(ctx) else {
+        return qjs::JS_EXCEPTION;
+    };
+    // SAFETY: QuickJS calls this with its live context, inside a run that holds the runtime.
+    let c = unsafe { JsCtx::from_raw(raw) };
+    let p = CURRENT.with(|x| x.get());
+    if p.is_null() {
+        let _ = Exception::throw_internal(&c, "KSR function called outside of a message");
+        return qjs::JS_EXCEPTION;
+    }
+    // SAFETY: see `with_ctx`.
+    let x = unsafe { &mut *p };
+    let table = vm::Host::ksr_table(x);
+    let Some(e) = u32::try_from(magic).ok().and_then(|i| table.get(i)) else {
+        let _ = Exception::throw_internal(&c, "bad KSR function");
+        return qjs::JS_EXCEPTION;
+    };
+    let n = e.sig.params.len().min(MAX_PARAMS);
+    let argc = usize::try_from(argc).unwrap_or(0);
+    let mut vals: [Value; MAX_PARAMS] = Default::default();
+    for (i, (slot, want)) in vals.iter_mut().zip(&e.sig.params).take(n).enumerate() {
+        *slot = if i < argc && !argv.is_null() {
+            // SAFETY: `argv` holds `argc` values owned by the caller; the duplicate is
+            // released when `v` drops.
+            let v = unsafe { JsValue::from_raw(c.clone(), qjs::JS_DupValue(ctx, *argv.add(i))) };
+            to_value(Some(&v), *want)
+        } else {
+            to_value(None, *want)
+        };
+    }
+    let ret = e.sig.ret;
+    let r = (e.func)(x, &vals[..n]);
+    match to_js(&c, r, ret) {
+        // QuickJS takes a reference of its own (`v`, dropped here, releases ours and its
+        // hold on the context).
+        // SAFETY: `v` is a live value of this context.
+        Ok(v) => unsafe { qjs::JS_DupValue(ctx, v.as_raw()) },
+        Err(_) => qjs::JS_EXCEPTION,
+    }
+}
+
+/// A native JS function for export `idx`.
+fn ksr_function<'js>(
     c: &JsCtx<'js>,
     idx: u32,
-    ret: RetType,
-    args: &[Value],
+    name: &str,
+    nparams: usize,
 ) -> rquickjs::Result<JsValue<'js>> {
-    match with_ctx(|x| {
-        let t = vm::Host::ksr_table(x);
-        t.call(idx, x, args)
-    }) {
-        Some(v) => to_js(c, v, ret),
-        None => Err(Exception::throw_internal(
-            c,
-            "KSR function called outside of a message",
-        )),
+    let magic = c_int::try_from(idx).map_err(|_| rquickjs::Error::Unknown)?;
+    let cname = std::ffi::CString::new(name).unwrap_or_default();
+    // SAFETY: QuickJS calls a `JS_CFUNC_generic_magic` function through the generic
+    // pointer type with the magic signature, as its own C API does with a cast.
+    let f: qjs::JSCFunction =
+        unsafe { std::mem::transmute::<qjs::JSCFunctionMagic, qjs::JSCFunction>(Some(ksr_call)) };
+    // SAFETY: the context is live (we are inside `with`); the name is copied by QuickJS.
+    let raw = unsafe {
+        qjs::JS_NewCFunction2(
+            c.as_raw().as_ptr(),
+            f,
+            cname.as_ptr(),
+            nparams as c_int,
+            qjs::JSCFunctionEnum_JS_CFUNC_generic_magic,
+            magic,
+        )
+    };
+    // SAFETY: a new owned value of this context (or the exception marker, checked).
+    let v = unsafe { JsValue::from_raw(c.clone(), raw) };
+    if v.is_exception() {
+        return Err(rquickjs::Error::Exception);
     }
+    Ok(v)
 }
 
 /// Builds the global `KSR` object from the table.
@@ -125,53 +193,7 @@ fn build_ksr<'js>(c: &JsCtx<'js>, core: &'static Core) -> rquickjs::Result<()> {
         if !e.sig.kemi {
             continue;
         }
-        let p = e.sig.params.clone();
-        let ret = e.sig.ret;
-        // Fixed-arity closures: no argument vector is allocated per call.
-        let f = match p.len() {
-            0 => Function::new(c.clone(), move |c: JsCtx<'js>| call(&c, idx, ret, &[]))?,
-            1 => Function::new(c.clone(), move |c: JsCtx<'js>, a: Opt<JsValue<'js>>| {
-                call(&c, idx, ret, &[to_value(a.0.as_ref(), p[0])])
-            })?,
-            2 => Function::new(
-                c.clone(),
-                move |c: JsCtx<'js>, a: Opt<JsValue<'js>>, b: Opt<JsValue<'js>>| {
-                    call(
-                        &c,
-                        idx,
-                        ret,
-                        &[to_value(a.0.as_ref(), p[0]), to_value(b.0.as_ref(), p[1])],
-                    )
-                },
-            )?,
-            3 => Function::new(
-                c.clone(),
-                move |c: JsCtx<'js>,
-                      a: Opt<JsValue<'js>>,
-                      b: Opt<JsValue<'js>>,
-                      d: Opt<JsValue<'js>>| {
-                    call(
-                        &c,
-                        idx,
-                        ret,
-                        &[
-                            to_value(a.0.as_ref(), p[0]),
-                            to_value(b.0.as_ref(), p[1]),
-                            to_value(d.0.as_ref(), p[2]),
-                        ],
-                    )
-                },
-            )?,
-            _ => Function::new(c.clone(), move |c: JsCtx<'js>, args: Rest<JsValue<'js>>| {
-                let vals: Vec<Value> = p
-                    .iter()
-                    .enumerate()
-                    .map(|(i, t)| to_value(args.0.get(i), *t))
-                    .collect();
-                call(&c, idx, ret, &vals)
-            })?,
-        };
-        let f = f.with_name(&e.sig.name)?;
+        let f = ksr_function(c, idx, &e.sig.name, e.sig.params.len())?;
         if e.sig.module.is_empty() {
             ksr.set(e.sig.name.as_str(), f)?;
         } else {
