@@ -3,8 +3,9 @@
 //! functions `ksr_request_route()`, `ksr_reply_route()`, `ksr_onsend_route()` and callbacks
 //! by name, a `KSR` object built from the KSR table, `KSR.x.exit()`/`drop()`/`modf()`.
 //!
-//! Every KSR function is a QuickJS C function whose `magic` is its table index; the worker's context
-//! is reached through a thread-local pointer set only while script code runs for a message.
+//! Every KSR function is a QuickJS C function whose `magic` is its table index; the worker's
+//! context is reached through a thread-local pointer set only while script code runs for a
+//! message.
 //! Exceptions are logged with their stack (file:line) and end the run; the worker goes on.
 
 use crate::common::{EntryNames, modf, with_boot_ctx};
