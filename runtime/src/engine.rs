@@ -93,6 +93,8 @@ pub struct KemiApp {
     /// The script its `load` parameter names (set by the module's init).
     pub script: Option<String>,
     pub reload: ReloadGen,
+    /// `app_lua`'s `reload` parameter set to 0 turns the RPC command off.
+    pub reload_disabled: bool,
 }
 
 /// The `reload` RPC answer Kamailio's app modules give: `{old, new}`.
@@ -103,6 +105,9 @@ pub fn rpc_reload(
     let Some(script) = &app.script else {
         return Err(crate::rpc::RpcError::new(500, "No script file"));
     };
+    if app.reload_disabled {
+        return Err(crate::rpc::RpcError::new(500, "Reload not enabled"));
+    }
     let (old, new) = app.reload.bump();
     crate::klog!(
         crate::log::L_INFO,

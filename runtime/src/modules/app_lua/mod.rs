@@ -35,6 +35,7 @@ fn register(r: &mut Registrar<'_>) {
 
 fn init(i: &mut InitCtx<'_>) -> Result<(), String> {
     i.states.app_lua.script = i.params.str("load");
+    i.states.app_lua.reload_disabled = i.params.int("reload", 1) == 0;
     Ok(())
 }
 
@@ -44,4 +45,22 @@ fn rpc_reload(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
 
 fn rpc_api_list(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
     Ok(crate::engine::rpc_api_list(core))
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::engine::{KemiApp, rpc_reload};
+
+    #[test]
+    fn reload_rpc_bumps_the_generation_unless_disabled() {
+        let mut app = KemiApp::default();
+        assert_eq!(rpc_reload("app_lua", &app).err().map(|e| e.code), Some(500));
+        app.script = Some("x.lua".into());
+        let r = rpc_reload("app_lua", &app).expect("reload");
+        assert_eq!((r["old"].as_u64(), r["new"].as_u64()), (Some(0), Some(1)));
+        assert_eq!(app.reload.get(), 1);
+        app.reload_disabled = true;
+        assert!(rpc_reload("app_lua", &app).is_err());
+        assert_eq!(app.reload.get(), 1);
+    }
 }
