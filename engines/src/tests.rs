@@ -370,3 +370,26 @@ fn python_is_debians_cpython() {
         vec!["SIP/2.0 200 /usr /usr/lib/x86_64-linux-gnu".to_string()]
     );
 }
+
+#[test]
+fn modf_runs_cfg_functions_by_name() {
+    for e in ALL {
+        let body = match e {
+            Eng::Lua => {
+                "if KSR.x.modf('no_such_function', 'x') == -1 then\n    KSR.x.modf('sl_send_reply', '200', 'Modf')\nend"
+            }
+            Eng::Python => {
+                "if KSR.x.modf('no_such_function', 'x') == -1:\n    KSR.x.modf('sl_send_reply', '200', 'Modf')"
+            }
+            Eng::Js => {
+                "if (KSR.x.modf('no_such_function', 'x') == -1) {\n    KSR.x.modf('sl_send_reply', '200', 'Modf');\n}"
+            }
+        };
+        let (mut h, _) = start(e, body, "");
+        assert_eq!(
+            feed(&mut h, "m1"),
+            vec!["SIP/2.0 200 Modf".to_string()],
+            "{e:?}"
+        );
+    }
+}
