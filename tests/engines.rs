@@ -1,7 +1,8 @@
 //! End to end, the KEMI engines in the real `ksr` binary over UDP on 127.0.0.1: a script
 //! that raises, one that calls `KSR.x.exit()`, one that recurses forever — the worker logs
-//! the error (with file and line) and keeps serving; and `ksr check` reporting a syntax error
-//! or a missing entry point in a Python or JavaScript script.
+//! the error (with file and line) and keeps serving; `ksr check` reporting a syntax error or a
+//! missing entry point in a Python or JavaScript script; `ksr api --format pyi|dts`; `ksr
+//! bench` running the four engines' example configs side by side.
 
 mod common;
 use common::*;
@@ -243,5 +244,46 @@ fn api_stubs_for_python_and_typescript() {
         .filter(|l| l.trim_start().starts_with("function "))
     {
         assert!(l.ends_with(';'), "{l}");
+    }
+}
+
+#[test]
+fn bench_compares_the_four_engines() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .current_dir(root())
+        .args(["bench", "-n", "3", "-w", "2", "--json"])
+        .args([
+            "-f",
+            "examples/kamailio.cfg",
+            "-f",
+            "examples/kamailio-lua.cfg",
+        ])
+        .args([
+            "-f",
+            "examples/kamailio-python.cfg",
+            "-f",
+            "examples/kamailio-jsdt.cfg",
+        ])
+        .output()
+        .expect("ksr bench");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json = &text[text.find('[').expect("json")..];
+    let v: serde_json::Value = serde_json::from_str(json).expect("bench json");
+    let engines: Vec<&str> = v
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["engine"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(engines, ["native", "lua", "python", "jsdt"]);
+    for r in v.as_array().into_iter().flatten() {
+        // 6 corpus messages x 3 passes x 2 workers.
+        assert_eq!(r["messages"], 36, "{r}");
+        assert_eq!(r["workers"], 2, "{r}");
     }
 }
