@@ -1,8 +1,8 @@
 //! End to end, the KEMI engines in the real `ksr` binary over UDP on 127.0.0.1: a script
 //! that raises, one that calls `KSR.x.exit()`, one that recurses forever — the worker logs
 //! the error (with file and line) and keeps serving; `ksr check` reporting a syntax error or a
-//! missing entry point in a Python or JavaScript script; `ksr api --format pyi|dts`; `ksr
-//! bench` running the four engines' example configs side by side.
+//! missing entry point in a Python or JavaScript script; reload through `ksr rpc`; `ksr api
+//! --format pyi|dts`; `ksr bench` running the four engines' example configs side by side.
 
 mod common;
 use common::*;
@@ -285,5 +285,92 @@ fn bench_compares_the_four_engines() {
         // 6 corpus messages x 3 passes x 2 workers.
         assert_eq!(r["messages"], 36, "{r}");
         assert_eq!(r["workers"], 2, "{r}");
+    }
+}
+
+/// `ksr rpc -s SOCK method` against a running server; the reply document.
+fn ksr_rpc(sock: &Path, method: &str) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .arg("rpc")
+        .arg("-s")
+        .arg(sock)
+        .arg(method)
+        .output()
+        .expect("ksr rpc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    serde_json::from_str(&text).unwrap_or_else(|e| {
+        panic!(
+            "bad reply {text:?} ({e}); stderr: {}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+#[test]
+fn reload_through_ksr_rpc() {
+    for (module, engine, ext, rpc, v1, v2) in [
+        (
+            "app_lua",
+            "lua",
+            "lua",
+            "app_lua.reload",
+            "function ksr_request_route() KSR.sl.sl_send_reply(200, 'v1') end\n",
+            "function ksr_request_route() KSR.sl.sl_send_reply(200, 'v2') end\n",
+        ),
+        (
+            "app_python3",
+            "python",
+            "py",
+            "app_python.reload",
+            "import KSR\ndef mod_init():\n    return H()\nclass H:\n    def child_init(self, r):\n        return 0\n    def ksr_request_route(self, msg):\n        KSR.sl.sl_send_reply(200, 'v1')\n        return 1\n",
+            "import KSR\ndef mod_init():\n    return H()\nclass H:\n    def child_init(self, r):\n        return 0\n    def ksr_request_route(self, msg):\n        KSR.sl.sl_send_reply(200, 'v2')\n        return 1\n",
+        ),
+        (
+            "app_jsdt",
+            "jsdt",
+            "js",
+            "app_jsdt.reload",
+            "function ksr_request_route() { KSR.sl.sl_send_reply(200, 'v1'); }\n",
+            "function ksr_request_route() { KSR.sl.sl_send_reply(200, 'v2'); }\n",
+        ),
+    ] {
+        let d = dir(&format!("reload-{engine}"));
+        let script = d.join(format!("reload.{ext}"));
+        std::fs::write(&script, v1).expect("write");
+        let sock = d.join("rpc.sock");
+        let c = cfg(&d, module, engine, &script);
+        let mut text = std::fs::read_to_string(&c).expect("cfg");
+        text = text.replace(
+            "cfgengine",
+            &format!(
+                "loadmodule \"jsonrpcs.so\"\nmodparam(\"jsonrpcs\", \"transport\", 4)\nmodparam(\"jsonrpcs\", \"dgram_socket\", \"{}\")\ncfgengine",
+                sock.display()
+            ),
+        );
+        std::fs::write(&c, text).expect("cfg");
+        let s = start_ksr(&c, &[]);
+        // Both workers serve v1, and keep doing so after the file changed.
+        for i in 0..4 {
+            assert_eq!(
+                status(&s, &format!("a{i}")).as_deref(),
+                Some("SIP/2.0 200 v1")
+            );
+        }
+        std::fs::write(&script, v2).expect("write");
+        assert_eq!(
+            status(&s, "b").as_deref(),
+            Some("SIP/2.0 200 v1"),
+            "{engine}"
+        );
+        let r = ksr_rpc(&sock, rpc);
+        assert_eq!(r["result"]["new"], 1, "{engine}: {r}");
+        // Every worker reloads before its next message.
+        for i in 0..4 {
+            assert_eq!(
+                status(&s, &format!("c{i}")).as_deref(),
+                Some("SIP/2.0 200 v2"),
+                "{engine}"
+            );
+        }
     }
 }
