@@ -71,6 +71,10 @@ struct BenchArgs {
     /// Also print the results as JSON.
     #[arg(long)]
     json: bool,
+    /// Worker threads feeding the corpus at once, each with its own context and engine
+    /// instance over the one core (shows lock and GIL contention). Each does `-n` passes.
+    #[arg(short = 'w', long, default_value_t = 1)]
+    workers: u32,
 }
 
 #[derive(Args)]
@@ -87,6 +91,10 @@ enum ApiFormat {
     Markdown,
     /// Lua stubs for editor completion.
     Lua,
+    /// Python stub (`KSR.pyi`) for editor completion and type checkers.
+    Pyi,
+    /// TypeScript declarations (`ksr.d.ts`) for JavaScript editors.
+    Dts,
 }
 
 #[derive(Args)]
@@ -324,6 +332,28 @@ fn engine_factory(
                 script: PathBuf::from(script),
             }))
         }
+        "python" => {
+            let params = setup
+                .modules
+                .iter()
+                .find(|(m, _)| m.name == "app_python3")
+                .map(|(_, p)| p)
+                .ok_or("cfgengine \"python\" needs loadmodule \"app_python3.so\" and modparam(\"app_python3\", \"load\", \"/path/script.py\")")?;
+            Ok(std::sync::Arc::new(engines::python::PythonFactory {
+                opts: engines::python::PythonOptions::from_params(params),
+            }))
+        }
+        "jsdt" => {
+            let script = setup
+                .modules
+                .iter()
+                .find(|(m, _)| m.name == "app_jsdt")
+                .and_then(|(_, p)| p.str("load"))
+                .ok_or("cfgengine \"jsdt\" needs loadmodule \"app_jsdt.so\" and modparam(\"app_jsdt\", \"load\", \"/path/script.js\")")?;
+            Ok(std::sync::Arc::new(engines::js::JsFactory {
+                script: PathBuf::from(script),
+            }))
+        }
         other => Err(format!("cfgengine \"{other}\" is not available in ksr yet")),
     }
 }
@@ -352,7 +382,7 @@ fn all_modules_setup() -> anyhow::Result<runtime::Setup> {
 
 fn api(a: ApiArgs) -> anyhow::Result<ExitCode> {
     let setup = all_modules_setup()?;
-    let mut rows: Vec<(String, String, Vec<&'static str>, &'static str, String)> = Vec::new();
+    let mut rows: Vec<ApiRow> = Vec::new();
     for (_, e) in setup.table.exports() {
         if !e.sig.kemi {
             continue;
@@ -443,8 +473,186 @@ fn api(a: ApiArgs) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        ApiFormat::Pyi => print!("{}", pyi_stub(&rows)),
+        ApiFormat::Dts => print!("{}", dts_stub(&rows)),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// One KSR export for the stub generators: (module, name, params, ret, owner).
+type ApiRow = (String, String, Vec<&'static str>, &'static str, String);
+
+/// Python's reserved words: such names cannot be written as attributes in a stub (scripts
+/// reach them with `getattr(KSR, "async")`, as Kamailio's README says).
+const PY_KEYWORDS: &[&str] = &[
+    "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue",
+    "def", "del", "elif", "else", "except", "finally", "for", "from", "global", "if", "import",
+    "in", "is", "lambda", "nonlocal", "not", "or", "pass", "raise", "return", "try", "while",
+    "with", "yield",
+];
+
+/// JavaScript's reserved words, which cannot name a declared function or namespace.
+const JS_RESERVED: &[&str] = &[
+    "break",
+    "case",
+    "catch",
+    "class",
+    "const",
+    "continue",
+    "debugger",
+    "default",
+    "delete",
+    "do",
+    "else",
+    "enum",
+    "export",
+    "extends",
+    "false",
+    "finally",
+    "for",
+    "function",
+    "if",
+    "import",
+    "in",
+    "instanceof",
+    "new",
+    "null",
+    "return",
+    "super",
+    "switch",
+    "this",
+    "throw",
+    "true",
+    "try",
+    "typeof",
+    "var",
+    "void",
+    "while",
+    "with",
+    "yield",
+    "let",
+    "static",
+    "implements",
+    "interface",
+    "package",
+    "private",
+    "protected",
+    "public",
+    "await",
+];
+
+/// Groups the rows by KSR sub-module ("" first).
+fn by_module(rows: &[ApiRow]) -> std::collections::BTreeMap<&str, Vec<&ApiRow>> {
+    let mut m: std::collections::BTreeMap<&str, Vec<&ApiRow>> = Default::default();
+    for r in rows {
+        m.entry(r.0.as_str()).or_default().push(r);
+    }
+    m
+}
+
+/// `KSR.pyi`: the module's functions, one class per sub-module with static methods and a
+/// module attribute of that class, `KSR.x` included.
+fn pyi_stub(rows: &[ApiRow]) -> String {
+    use std::fmt::Write;
+    let py_ty = |t: &str| if t == "int" { "int" } else { "str" };
+    let py_ret = |r: &str| match r {
+        "int" => "int",
+        "bool" => "bool",
+        "str" => "Optional[str]",
+        "xval" => "Union[int, str, None]",
+        _ => "None",
+    };
+    let sig = |n: &str, p: &[&str], r: &str| {
+        let args: Vec<String> = p
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("p{i}: {}", py_ty(t)))
+            .collect();
+        format!("def {n}({}) -> {}: ...", args.join(", "), py_ret(r))
+    };
+    let mut out = String::from(
+        "# KSR stub generated by `ksr api --format pyi` (save as KSR.pyi for editors and type checkers).\nfrom typing import NoReturn, Optional, Union\n\n",
+    );
+    let mods = by_module(rows);
+    for (m, fns) in &mods {
+        if m.is_empty() {
+            for (_, n, p, r, _) in fns.iter().copied() {
+                if !PY_KEYWORDS.contains(&n.as_str()) {
+                    let _ = writeln!(out, "{}", sig(n, p, r));
+                }
+            }
+            out.push('\n');
+            continue;
+        }
+        if PY_KEYWORDS.contains(m) {
+            let _ = writeln!(
+                out,
+                "# KSR.{m}: a Python keyword, reach it with getattr(KSR, \"{m}\")\n"
+            );
+            continue;
+        }
+        let _ = writeln!(out, "class _{m}:");
+        for (_, n, p, r, _) in fns.iter().copied() {
+            if PY_KEYWORDS.contains(&n.as_str()) {
+                continue;
+            }
+            let _ = writeln!(out, "    @staticmethod\n    {}", sig(n, p, r));
+        }
+        let _ = writeln!(out, "\n{m}: _{m}\n");
+    }
+    out.push_str(
+        "class _x:\n    @staticmethod\n    def exit() -> NoReturn: ...\n    @staticmethod\n    def drop() -> NoReturn: ...\n    @staticmethod\n    def modf(name: str, *args: str) -> int: ...\n\nx: _x\n",
+    );
+    out
+}
+
+/// `ksr.d.ts`: a `KSR` namespace with one nested namespace per sub-module, `KSR.x` included.
+fn dts_stub(rows: &[ApiRow]) -> String {
+    use std::fmt::Write;
+    let ts_ty = |t: &str| if t == "int" { "number" } else { "string" };
+    let ts_ret = |r: &str| match r {
+        "int" => "number",
+        "bool" => "boolean",
+        "str" => "string | undefined",
+        "xval" => "number | string | undefined",
+        _ => "void",
+    };
+    let sig = |n: &str, p: &[&str], r: &str| {
+        let args: Vec<String> = p
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("p{i}: {}", ts_ty(t)))
+            .collect();
+        format!("function {n}({}): {};", args.join(", "), ts_ret(r))
+    };
+    let mut out = String::from(
+        "// KSR declarations generated by `ksr api --format dts` (save as ksr.d.ts for editors).\ndeclare namespace KSR {\n",
+    );
+    for (m, fns) in &by_module(rows) {
+        let indent = if m.is_empty() { "    " } else { "        " };
+        if !m.is_empty() {
+            if JS_RESERVED.contains(m) {
+                let _ = writeln!(
+                    out,
+                    "    // KSR.{m}: a reserved word, reach it with KSR[\"{m}\"]"
+                );
+                continue;
+            }
+            let _ = writeln!(out, "    namespace {m} {{");
+        }
+        for (_, n, p, r, _) in fns.iter().copied() {
+            if !JS_RESERVED.contains(&n.as_str()) {
+                let _ = writeln!(out, "{indent}{}", sig(n, p, r));
+            }
+        }
+        if !m.is_empty() {
+            out.push_str("    }\n");
+        }
+    }
+    out.push_str(
+        "    namespace x {\n        function exit(): never;\n        function drop(): never;\n        function modf(name: string, ...args: string[]): number;\n    }\n}\n",
+    );
+    out
 }
 
 fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
@@ -493,24 +701,12 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             .map(|(_, t)| bytes::Bytes::from(t.replace("{port}", &port.to_string())))
             .collect();
         let src: std::net::SocketAddr = "127.0.0.1:5999".parse()?;
-        // Warm up, then time every message.
-        for m in &msgs {
-            h.feed(m.clone(), src);
-        }
-        h.take_sent();
-        let mut samples: Vec<f64> = Vec::with_capacity(msgs.len() * a.iterations as usize);
-        let started = std::time::Instant::now();
-        for i in 0..a.iterations {
-            for m in &msgs {
-                let t = std::time::Instant::now();
-                h.feed(m.clone(), src);
-                samples.push(t.elapsed().as_secs_f64() * 1e6);
-            }
-            if i % 64 == 0 {
-                h.take_sent();
-            }
-        }
-        let total = started.elapsed().as_secs_f64();
+        let (mut samples, total) = if a.workers <= 1 {
+            let sink = h.recorder();
+            bench_worker(&mut h.ctx, &msgs, src, a.iterations, &sink)
+        } else {
+            bench_parallel(&h, &factory, &msgs, src, a.iterations, a.workers)?
+        };
         samples.sort_by(|x, y| x.total_cmp(y));
         let n = samples.len().max(1);
         let pct = |p: f64| {
@@ -523,6 +719,7 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         results.push(serde_json::json!({
             "config": file.display().to_string(),
             "engine": engine,
+            "workers": a.workers.max(1),
             "messages": n,
             "avg_us": avg,
             "min_us": samples.first().copied().unwrap_or(0.0),
@@ -533,14 +730,15 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }));
     }
     println!(
-        "{:<8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}  config",
-        "engine", "avg µs", "min µs", "max µs", "p50 µs", "p99 µs", "msgs/s"
+        "{:<8} {:>3} {:>9} {:>9} {:>9} {:>9} {:>9} {:>12}  config",
+        "engine", "w", "avg µs", "min µs", "max µs", "p50 µs", "p99 µs", "msgs/s"
     );
     for r in &results {
         let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
         println!(
-            "{:<8} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0}  {}",
+            "{:<8} {:>3} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>12.0}  {}",
             r["engine"].as_str().unwrap_or(""),
+            r["workers"].as_u64().unwrap_or(1),
             f("avg_us"),
             f("min_us"),
             f("max_us"),
@@ -554,6 +752,76 @@ fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Feeds the corpus `iterations` times through one worker context (after one warm-up pass):
+/// per-message times in µs and the wall time in seconds.
+fn bench_worker(
+    ctx: &mut runtime::ctx::Ctx,
+    msgs: &[bytes::Bytes],
+    src: std::net::SocketAddr,
+    iterations: u32,
+    sink: &runtime::transport::RecordingSender,
+) -> (Vec<f64>, f64) {
+    for m in msgs {
+        runtime::offline::feed_ctx(ctx, m.clone(), src);
+    }
+    sink.take();
+    let mut samples: Vec<f64> = Vec::with_capacity(msgs.len() * iterations as usize);
+    let started = std::time::Instant::now();
+    for i in 0..iterations {
+        for m in msgs {
+            let t = std::time::Instant::now();
+            runtime::offline::feed_ctx(ctx, m.clone(), src);
+            samples.push(t.elapsed().as_secs_f64() * 1e6);
+        }
+        if i % 64 == 0 {
+            sink.take();
+        }
+    }
+    (samples, started.elapsed().as_secs_f64())
+}
+
+/// `workers` threads, each with its own context and engine over the harness's core, feeding
+/// the corpus at once: all their samples, and the wall time from the common start to the
+/// last one finishing.
+fn bench_parallel(
+    h: &runtime::offline::Harness,
+    factory: &std::sync::Arc<dyn runtime::engine::EngineFactory>,
+    msgs: &[bytes::Bytes],
+    src: std::net::SocketAddr,
+    iterations: u32,
+    workers: u32,
+) -> anyhow::Result<(Vec<f64>, f64)> {
+    let core = h.core;
+    let sink = h.recorder();
+    let start = std::sync::Arc::new(std::sync::Barrier::new(workers as usize + 1));
+    let mut threads = Vec::new();
+    for w in 0..workers {
+        let (factory, msgs, sink, start) = (
+            std::sync::Arc::clone(factory),
+            msgs.to_vec(),
+            std::sync::Arc::clone(&sink),
+            std::sync::Arc::clone(&start),
+        );
+        threads.push(std::thread::spawn(move || {
+            let ctx = runtime::offline::worker_ctx(core, factory.as_ref(), w as i32 + 2);
+            start.wait();
+            let mut ctx = ctx?;
+            Ok::<_, String>(bench_worker(&mut ctx, &msgs, src, iterations, &sink))
+        }));
+    }
+    start.wait();
+    let began = std::time::Instant::now();
+    let mut all = Vec::new();
+    for t in threads {
+        let (s, _) = t
+            .join()
+            .map_err(|_| anyhow::anyhow!("bench worker panicked"))?
+            .map_err(|e| anyhow::anyhow!(e))?;
+        all.extend(s);
+    }
+    Ok((all, began.elapsed().as_secs_f64()))
 }
 
 fn is_image(path: &std::path::Path) -> bool {

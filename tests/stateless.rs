@@ -1,24 +1,29 @@
-//! End to end: `ksr run` on the example configs — native (`examples/kamailio.cfg`) and the
-//! same routing in Lua (`examples/kamailio-lua.cfg` + `kamailio.lua`) — driven over UDP on
-//! 127.0.0.1. Every test runs against both and expects the same SIP behaviour.
+//! End to end: `ksr run` on the example configs, driven over UDP on 127.0.0.1: native
+//! (`examples/kamailio.cfg`) and the same routing in Lua (`kamailio-lua.cfg` with
+//! `kamailio.lua`), Python (`kamailio-python.cfg` with `kamailio.py`) and JavaScript
+//! (`kamailio-jsdt.cfg` with `kamailio.js`). Every test runs against all four and expects the
+//! same SIP behaviour.
 
 mod common;
 use common::*;
 
-/// Starts each engine's example config in turn.
+/// Starts each engine's example config in turn: native, Lua, Python, JavaScript.
 fn each_engine(mut f: impl FnMut(&Server)) {
     let native = start_ksr(&root().join("examples/kamailio.cfg"), &[]);
     f(&native);
     drop(native);
-    let script = format!(
-        "LUA_SCRIPT=\"{}\"",
-        root().join("examples/kamailio.lua").display()
-    );
-    let lua = start_ksr(
-        &root().join("examples/kamailio-lua.cfg"),
-        &[script.as_str()],
-    );
-    f(&lua);
+    for (cfg, var, script) in [
+        ("kamailio-lua.cfg", "LUA_SCRIPT", "kamailio.lua"),
+        ("kamailio-python.cfg", "PY_SCRIPT", "kamailio.py"),
+        ("kamailio-jsdt.cfg", "JS_SCRIPT", "kamailio.js"),
+    ] {
+        let def = format!(
+            "{var}=\"{}\"",
+            root().join("examples").join(script).display()
+        );
+        let s = start_ksr(&root().join("examples").join(cfg), &[def.as_str()]);
+        f(&s);
+    }
 }
 
 #[test]

@@ -7,13 +7,14 @@
 //! lookup. The worker's context is reached through a thread-local pointer that is set only
 //! while the engine runs script code for a message.
 
+use crate::common::{EntryNames, modf, with_boot_ctx};
 use bytes::Bytes;
 use mlua::{Function, Lua, MultiValue, Value as LuaValue};
 use runtime::core::Core;
 use runtime::ctx::Ctx;
 use runtime::engine::{EngineFactory, Outcome, RouteEngine, RouteTarget};
-use runtime::log::L_ERR;
-use std::cell::Cell;
+use runtime::log::{L_ERR, L_INFO};
+use std::cell::{Cell, RefCell};
 use std::path::PathBuf;
 use std::rc::Rc;
 use vm::Value;
@@ -164,38 +165,7 @@ fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
                 _ => return Ok(-1i64),
             };
             let rest: Vec<Value> = it.map(|a| to_value(&a, ParamType::Str)).collect();
-            let r = with_ctx(|c| {
-                let t = vm::Host::ksr_table(c);
-                let Some(alias) = u8::try_from(rest.len())
-                    .ok()
-                    .and_then(|n| t.native(&name, n))
-                else {
-                    runtime::klog!(
-                        L_ERR,
-                        "app_lua",
-                        "KSR.x.modf: no function {name}/{}",
-                        rest.len()
-                    );
-                    return -1;
-                };
-                let Some(e) = t.get(alias.export) else {
-                    return -1;
-                };
-                let conv: Vec<Value> = rest
-                    .iter()
-                    .zip(e.sig.params.iter())
-                    .map(|(v, p)| match (p, v) {
-                        (ParamType::Int, Value::Str(s)) => Value::Int(
-                            std::str::from_utf8(s)
-                                .ok()
-                                .and_then(|x| x.trim().parse().ok())
-                                .unwrap_or(0),
-                        ),
-                        _ => v.clone(),
-                    })
-                    .collect();
-                t.call(alias.export, c, &conv).as_int().unwrap_or(-1)
-            });
+            let r = with_ctx(|c| modf(c, "app_lua", &name, &rest));
             Ok(r.unwrap_or(-1))
         })?,
     )?;
@@ -204,88 +174,122 @@ fn build_ksr(lua: &Lua, core: &'static Core) -> mlua::Result<()> {
     Ok(())
 }
 
-/// One worker's Lua state.
-pub struct LuaEngine {
+/// A loaded script: its Lua state and the three entry points (looked up once).
+struct Loaded {
     lua: Lua,
-    script: PathBuf,
-    request: String,
-    reply: String,
-    onsend: String,
-    /// The three entry points, looked up once (scripts define them at load).
     entry: [Option<Function>; 3],
+    generation: u64,
 }
 
-impl LuaEngine {
-    pub fn load(core: &'static Core, script: &std::path::Path) -> Result<LuaEngine, String> {
-        let lua = Lua::new();
-        build_ksr(&lua, core).map_err(|e| format!("building KSR: {e}"))?;
-        let code = std::fs::read_to_string(script)
-            .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+fn load_script(
+    core: &'static Core,
+    script: &std::path::Path,
+    names: &EntryNames,
+    rank: i32,
+    generation: u64,
+) -> Result<Loaded, String> {
+    let lua = Lua::new();
+    build_ksr(&lua, core).map_err(|e| format!("building KSR: {e}"))?;
+    let code = std::fs::read_to_string(script)
+        .map_err(|e| format!("cannot read {}: {e}", script.display()))?;
+    with_boot_ctx(&CURRENT, core, rank, || {
         lua.load(&code)
             .set_name(format!("@{}", script.display()))
             .exec()
-            .map_err(|e| format!("{}: {e}", script.display()))?;
-        let mut eng = LuaEngine {
-            lua,
+    })
+    .map_err(|e| format!("{}: {e}", script.display()))?;
+    let get = |n: &str| lua.globals().get::<Option<Function>>(n).ok().flatten();
+    let entry = [get(&names.request), get(&names.reply), get(&names.onsend)];
+    if entry[0].is_none() {
+        return Err(format!(
+            "{}: the script has no function {}()",
+            script.display(),
+            names.request
+        ));
+    }
+    Ok(Loaded {
+        lua,
+        entry,
+        generation,
+    })
+}
+
+/// One worker's Lua state.
+pub struct LuaEngine {
+    core: &'static Core,
+    rank: i32,
+    script: PathBuf,
+    names: EntryNames,
+    state: RefCell<Loaded>,
+    depth: Cell<u32>,
+}
+
+impl LuaEngine {
+    pub fn load(
+        core: &'static Core,
+        script: &std::path::Path,
+        rank: i32,
+    ) -> Result<LuaEngine, String> {
+        let names = EntryNames::from_core(core);
+        let loaded = load_script(core, script, &names, rank, core.m.app_lua.reload.get())?;
+        Ok(LuaEngine {
+            core,
+            rank,
             script: script.to_path_buf(),
-            request: core
-                .cfg
-                .kemi_callback("request_route_callback", "ksr_request_route"),
-            reply: core
-                .cfg
-                .kemi_callback("reply_route_callback", "ksr_reply_route"),
-            onsend: core
-                .cfg
-                .kemi_callback("onsend_route_callback", "ksr_onsend_route"),
-            entry: [None, None, None],
-        };
-        eng.entry = [
-            eng.function(&eng.request),
-            eng.function(&eng.reply),
-            eng.function(&eng.onsend),
-        ];
-        if eng.entry[0].is_none() {
-            return Err(format!(
-                "{}: the script has no function {}()",
-                script.display(),
-                eng.request
-            ));
+            names,
+            state: RefCell::new(loaded),
+            depth: Cell::new(0),
+        })
+    }
+
+    /// Reloads the script when `app_lua.reload` was called since it was loaded (a new Lua
+    /// state, as Kamailio does); a script that fails to load is logged and the old code
+    /// keeps serving.
+    fn maybe_reload(&self) {
+        let want = self.core.m.app_lua.reload.get();
+        if self.state.borrow().generation == want {
+            return;
         }
-        Ok(eng)
+        runtime::klog!(
+            L_INFO,
+            "app_lua",
+            "reloading {} (generation {want})",
+            self.script.display()
+        );
+        match load_script(self.core, &self.script, &self.names, self.rank, want) {
+            Ok(l) => *self.state.borrow_mut() = l,
+            Err(e) => {
+                runtime::klog!(
+                    L_ERR,
+                    "app_lua",
+                    "reload failed, keeping the old script: {e}"
+                );
+                self.state.borrow_mut().generation = want;
+            }
+        }
     }
 
-    fn function(&self, name: &str) -> Option<Function> {
-        self.lua
-            .globals()
-            .get::<Option<Function>>(name)
-            .ok()
-            .flatten()
-    }
-
-    fn target_name<'a>(&'a self, t: RouteTarget<'a>) -> &'a str {
-        match t {
-            RouteTarget::Request => &self.request,
-            RouteTarget::Reply => &self.reply,
-            RouteTarget::OnSend => &self.onsend,
-            RouteTarget::Failure(n)
-            | RouteTarget::Branch(n)
-            | RouteTarget::OnReply(n)
-            | RouteTarget::BranchFailure(n)
-            | RouteTarget::Event(n) => n,
+    fn function(&self, target: RouteTarget<'_>) -> Option<Function> {
+        let st = self.state.borrow();
+        match EntryNames::slot(target) {
+            Some(i) => st.entry[i].clone(),
+            None => st
+                .lua
+                .globals()
+                .get::<Option<Function>>(self.names.of(target))
+                .ok()
+                .flatten(),
         }
     }
 }
 
 impl RouteEngine for LuaEngine {
     fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
-        let name = self.target_name(target);
-        let f = match target {
-            RouteTarget::Request => self.entry[0].clone(),
-            RouteTarget::Reply => self.entry[1].clone(),
-            RouteTarget::OnSend => self.entry[2].clone(),
-            _ => self.function(name),
-        };
-        let Some(f) = f else {
+        if self.depth.get() == 0 {
+            self.maybe_reload();
+        }
+        let name = self.names.of(target);
+        let Some(f) = self.function(target) else {
             if !matches!(target, RouteTarget::Reply | RouteTarget::OnSend) {
                 runtime::klog!(
                     L_ERR,
@@ -297,10 +301,12 @@ impl RouteEngine for LuaEngine {
             return Outcome::default();
         };
         let saved = CURRENT.with(|c| c.replace(ctx as *mut Ctx));
+        self.depth.set(self.depth.get() + 1);
         let r = match target {
             RouteTarget::Event(n) => f.call::<LuaValue>(n.to_string()),
             _ => f.call::<LuaValue>(()),
         };
+        self.depth.set(self.depth.get() - 1);
         CURRENT.with(|c| c.set(saved));
         match r {
             Ok(v) => Outcome {
@@ -331,12 +337,7 @@ impl RouteEngine for LuaEngine {
     }
 
     fn exists(&self, target: RouteTarget<'_>) -> bool {
-        match target {
-            RouteTarget::Request => self.entry[0].is_some(),
-            RouteTarget::Reply => self.entry[1].is_some(),
-            RouteTarget::OnSend => self.entry[2].is_some(),
-            _ => self.function(self.target_name(target)).is_some(),
-        }
+        self.function(target).is_some()
     }
 
     fn name(&self) -> &'static str {
@@ -350,7 +351,7 @@ pub struct LuaFactory {
 }
 
 impl EngineFactory for LuaFactory {
-    fn create(&self, core: &'static Core, _rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
-        Ok(Rc::new(LuaEngine::load(core, &self.script)?))
+    fn create(&self, core: &'static Core, rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
+        Ok(Rc::new(LuaEngine::load(core, &self.script, rank)?))
     }
 }

@@ -36,37 +36,58 @@ impl Harness {
         let rec = Arc::new(RecordingSender::new(listeners.clone()));
         let workdir = std::env::current_dir().unwrap_or_default();
         let core = setup.into_core(listeners, Box::new(Shared(Arc::clone(&rec))), workdir)?;
-        let mut ctx = Ctx::new(core, 1);
-        ctx.engine = Some(factory.create(core, 1)?);
-        for h in &core.hooks.worker_init {
-            h(&mut ctx);
-        }
+        let ctx = worker_ctx(core, factory, 1)?;
         Ok(Harness { core, ctx, rec })
     }
 
     /// Processes one message as if it arrived over UDP on the first listener from `src`.
     pub fn feed(&mut self, data: Bytes, src: SocketAddr) {
-        let (local, listener) = self
-            .core
-            .listeners
-            .first()
-            .map(|l| (l.addr, l.id))
-            .unwrap_or((src, 0));
-        crate::receive::process(
-            &mut self.ctx,
-            Received {
-                data,
-                src,
-                local,
-                proto: Proto::Udp,
-                listener,
-                conn: None,
-            },
-        );
+        feed_ctx(&mut self.ctx, data, src);
+    }
+
+    /// The recording transport (shared by extra workers made with [`worker_ctx`]).
+    pub fn recorder(&self) -> Arc<RecordingSender> {
+        Arc::clone(&self.rec)
     }
 
     /// What was sent since the last call.
     pub fn take_sent(&self) -> Vec<(Destination, Bytes)> {
         self.rec.take()
     }
+}
+
+/// Another worker of an offline core (for multi-worker benches): its own context and engine
+/// instance, the worker init hooks run.
+pub fn worker_ctx(
+    core: &'static Core,
+    factory: &dyn EngineFactory,
+    rank: i32,
+) -> Result<Ctx, String> {
+    let mut ctx = Ctx::new(core, rank);
+    ctx.engine = Some(factory.create(core, rank)?);
+    for h in &core.hooks.worker_init {
+        h(&mut ctx);
+    }
+    Ok(ctx)
+}
+
+/// Processes one message in `ctx` as if it arrived over UDP on the first listener from `src`.
+pub fn feed_ctx(ctx: &mut Ctx, data: Bytes, src: SocketAddr) {
+    let (local, listener) = ctx
+        .core
+        .listeners
+        .first()
+        .map(|l| (l.addr, l.id))
+        .unwrap_or((src, 0));
+    crate::receive::process(
+        ctx,
+        Received {
+            data,
+            src,
+            local,
+            proto: Proto::Udp,
+            listener,
+            conn: None,
+        },
+    );
 }

@@ -154,6 +154,9 @@ pub struct ModuleStates {
     pub acc: acc::AccState,
     pub jsonrpcs: jsonrpcs::JsonrpcsState,
     pub pike: pike::PikeState,
+    pub app_lua: crate::engine::KemiApp,
+    pub app_python3: crate::engine::KemiApp,
+    pub app_jsdt: crate::engine::KemiApp,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -279,7 +282,9 @@ impl Registrar<'_> {
 /// Every module ksr ships, in registration order.
 pub mod acc;
 pub mod accepted;
+pub mod app_jsdt;
 pub mod app_lua;
+pub mod app_python3;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
@@ -309,6 +314,8 @@ pub static MODULES: &[&ModuleDef] = &[
     &cfgutils::MODULE,
     &corex::MODULE,
     &app_lua::MODULE,
+    &app_python3::MODULE,
+    &app_jsdt::MODULE,
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
