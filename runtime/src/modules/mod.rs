@@ -147,6 +147,8 @@ pub struct ModuleStates {
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
     pub pike: pike::PikeState,
+    pub tm: tm::TmState,
+    pub rr: rr::RrState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -161,6 +163,21 @@ pub struct Hooks {
     pub reply_received: Vec<fn(&mut Ctx) -> bool>,
     /// Called once in each worker after its context is created.
     pub worker_init: Vec<fn(&mut Ctx)>,
+    /// Dedicated threads (tm's millisecond timer): each runs `run` once with its own
+    /// context; `run` returns when `core.shutdown` is set.
+    pub threads: Vec<ThreadDef>,
+    /// A transaction got its final reply upstream (Kamailio's TMCB_RESPONSE_OUT for the
+    /// final reply, and after TMCB_ON_FAILURE): called with the transaction's request
+    /// context restored in `Ctx` (message, flags, AVPs/XAVPs) and the final status code.
+    /// For modules such as acc.
+    pub tm_completed: Vec<fn(&mut Ctx, u16)>,
+}
+
+/// A dedicated thread a module asks for.
+#[derive(Clone, Copy)]
+pub struct ThreadDef {
+    pub name: &'static str,
+    pub run: fn(&mut Ctx),
 }
 
 /// A periodic job run by the timer thread with its own context.
@@ -271,10 +288,13 @@ pub mod kex;
 pub mod maxfwd;
 pub mod pike;
 pub mod pv;
+pub mod rr;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod tm;
+pub mod tmx;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -292,6 +312,9 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &tm::MODULE,
+    &tmx::MODULE,
+    &rr::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

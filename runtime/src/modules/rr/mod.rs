@@ -1,0 +1,584 @@
+//! Kamailio's `rr` module: Record-Route insertion (RFC 3261 16.6 step 4) and loose
+//! routing of requests that carry a route set (16.4, 16.12), with strict-router
+//! compatibility and double Record-Route when the request leaves on another socket.
+
+use super::core::actions::{arg_bytes, b, uri_is_myself};
+use super::{ModuleDef, ParamDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log::L_ERR;
+use crate::sip::msg::Edit;
+use crate::sip::{HdrKind, NameAddr, SipMsg};
+use crate::transport::{Listener, Proto};
+use bytes::Bytes;
+use vm::ksr::{ParamType::Str as S, RetType};
+use vm::pv::{PvClass, PvSpec};
+use vm::{RouteMask, Value};
+
+/// Edit orders at the start of the headers: the outbound Record-Route of a double RR goes
+/// first, then ours in three parts so that `add_rr_param` can add to it later.
+const ORD_RR_OUT: u8 = 8;
+const ORD_RR_HEAD: u8 = 11;
+const ORD_RR_PARAM: u8 = 12;
+const ORD_RR_TAIL: u8 = 13;
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "rr",
+    params: &[
+        ParamDef::int("enable_full_lr"),
+        ParamDef::int("append_fromtag"),
+        ParamDef::int("enable_double_rr"),
+        ParamDef::int("add_username"),
+        ParamDef::int("enable_socket_mismatch_warning"),
+        ParamDef::int("ignore_user"),
+    ],
+    register,
+    init: Some(init),
+    notice: None,
+};
+
+#[derive(Clone, Debug)]
+pub struct RrState {
+    pub full_lr: bool,
+    pub append_fromtag: bool,
+    pub double_rr: bool,
+    pub add_username: bool,
+}
+
+impl Default for RrState {
+    fn default() -> Self {
+        RrState {
+            full_lr: false,
+            append_fromtag: true,
+            double_rr: true,
+            add_username: false,
+        }
+    }
+}
+
+/// Per-message rr state.
+#[derive(Clone, Debug, Default)]
+pub struct RrCtx {
+    /// `record_route()` added our header to this message.
+    pub added: bool,
+    /// It was a preset (`record_route_preset`): no automatic double RR.
+    pub preset: bool,
+    /// Parameters given to `record_route(params)` and `add_rr_param`, in order.
+    pub params: Vec<Bytes>,
+    /// `add_rr_param` calls before `record_route`.
+    pub pending: Vec<Bytes>,
+    /// URI parameters of our Route entry processed by `loose_route`.
+    pub routed_params: Option<Bytes>,
+}
+
+fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
+    let p = i.params;
+    i.states.rr = RrState {
+        full_lr: p.int("enable_full_lr", 0) != 0,
+        append_fromtag: p.int("append_fromtag", 1) != 0,
+        double_rr: p.int("enable_double_rr", 1) != 0,
+        add_username: p.int("add_username", 0) != 0,
+    };
+    Ok(())
+}
+
+const RR_ROUTES: RouteMask = RouteMask(1 | 2 | 8);
+
+fn register(r: &mut Registrar<'_>) {
+    r.kemi("rr", "record_route", &[], RetType::Int, |c, _| {
+        Value::Int(record_route(c, None) as i64)
+    })
+    .native("record_route", RR_ROUTES);
+    r.kemi("rr", "record_route_params", &[S], RetType::Int, |c, a| {
+        Value::Int(record_route(c, Some(arg_bytes(a, 0))) as i64)
+    });
+    r.native("record_route", &[S], RR_ROUTES, |c, a| {
+        Value::Int(record_route(c, Some(arg_bytes(a, 0))) as i64)
+    });
+    r.kemi(
+        "rr",
+        "record_route_preset_one",
+        &[S],
+        RetType::Int,
+        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), None) as i64),
+    );
+    r.kemi(
+        "rr",
+        "record_route_preset",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1))) as i64),
+    )
+    .native("record_route_preset", RR_ROUTES);
+    r.native("record_route_preset", &[S], RR_ROUTES, |c, a| {
+        Value::Int(preset(c, &arg_bytes(a, 0), None) as i64)
+    });
+    r.kemi("rr", "add_rr_param", &[S], RetType::Int, |c, a| {
+        Value::Int(add_rr_param(c, arg_bytes(a, 0)) as i64)
+    })
+    .native("add_rr_param", RR_ROUTES);
+    r.kemi("rr", "remove_record_route", &[], RetType::Int, |c, _| {
+        c.msg
+            .remove_edits_where(|e| (ORD_RR_OUT..=ORD_RR_TAIL).contains(&e.order));
+        c.rr.added = false;
+        c.rr.preset = false;
+        c.rr.params.clear();
+        Value::Int(1)
+    })
+    .native("remove_record_route", RouteMask(1 | 2));
+    r.kemi("rr", "loose_route", &[], RetType::Int, |c, _| {
+        Value::Int(loose_route(c, false) as i64)
+    })
+    .native("loose_route", RouteMask::REQUEST);
+    r.kemi(
+        "rr",
+        "loose_route_mode",
+        &[vm::ksr::ParamType::Int],
+        RetType::Int,
+        |c, a| {
+            let mode = super::core::actions::arg_int(a, 0);
+            Value::Int(loose_route(c, mode & 1 != 0) as i64)
+        },
+    )
+    .native("loose_route_mode", RouteMask::REQUEST);
+    r.kemi("rr", "loose_route_preloaded", &[], RetType::Int, |c, _| {
+        let preloaded = c
+            .msg
+            .to()
+            .is_ok_and(|t| t.tag().is_none_or(|t| t.is_empty()));
+        if !preloaded {
+            return Value::Int(-1);
+        }
+        let r = loose_route(c, false);
+        b(r == 1 || r == -3)
+    })
+    .native("loose_route_preloaded", RouteMask::REQUEST);
+    r.kemi("rr", "check_route_param", &[S], RetType::Int, |c, a| {
+        check_route_param(c, &arg_bytes(a, 0))
+    })
+    .native("check_route_param", RouteMask::REQUEST)
+    .hints(&[vm::ksr::ParamHint::Regex]);
+    r.kemi("rr", "is_direction", &[S], RetType::Int, |c, a| {
+        is_direction(c, &arg_bytes(a, 0))
+    })
+    .native("is_direction", RouteMask::REQUEST);
+    r.kemi("rr", "next_hop_route", &[], RetType::Int, |c, _| {
+        // A Route header other than ours remains after loose_route.
+        b(c.rr.routed_params.is_some() && next_hop_route(c))
+    })
+    .native("rr_next_hop_route", RouteMask::ANY);
+    r.pvs.add(PvClass {
+        name: "route_uri",
+        get: pv_route_uri,
+        set: None,
+        parse_name: None,
+        name_required: false,
+        takes_index: false,
+    });
+}
+
+fn pv_route_uri(c: &mut Ctx, _: &PvSpec) -> Value {
+    match c.msg.routes() {
+        Ok(r) => r
+            .first()
+            .map(|n| Value::Str(n.uri_raw.clone()))
+            .unwrap_or(Value::Null),
+        Err(_) => Value::Null,
+    }
+}
+
+fn lr_text(c: &Ctx) -> &'static str {
+    if c.core.m.rr.full_lr { ";lr=on" } else { ";lr" }
+}
+
+/// `sip:[user@]host[:port][;transport=x]` of a listener.
+fn listener_uri(c: &Ctx, l: &Listener) -> String {
+    let mut s = String::from("sip:");
+    if c.core.m.rr.add_username
+        && let Ok(u) = c.msg.parsed_ruri()
+        && !u.user.is_empty()
+    {
+        s.push_str(&String::from_utf8_lossy(&u.user));
+        s.push('@');
+    }
+    let host = match &c.opts.advertised_address {
+        Some(a) => String::from_utf8_lossy(a).into_owned(),
+        None => l.host_for_headers(),
+    };
+    s.push_str(&host);
+    let port = c
+        .opts
+        .advertised_port
+        .unwrap_or_else(|| l.port_for_headers());
+    let default = if l.proto == Proto::Tls { 5061 } else { 5060 };
+    if port != default {
+        s.push_str(&format!(":{port}"));
+    }
+    if l.proto != Proto::Udp {
+        s.push_str(";transport=");
+        s.push_str(l.proto.as_str());
+    }
+    s
+}
+
+fn ftag(c: &Ctx) -> Option<Bytes> {
+    if !c.core.m.rr.append_fromtag {
+        return None;
+    }
+    c.msg.from().ok().and_then(|f| f.tag().cloned())
+}
+
+/// Normalizes a parameter string to start with ';'.
+fn norm_param(p: &[u8]) -> Bytes {
+    if p.is_empty() || p.starts_with(b";") {
+        Bytes::copy_from_slice(p)
+    } else {
+        let mut v = b";".to_vec();
+        v.extend_from_slice(p);
+        Bytes::from(v)
+    }
+}
+
+/// `record_route([params])`.
+pub fn record_route(c: &mut Ctx, params: Option<Bytes>) -> i32 {
+    if !c.msg.is_request() {
+        return -1;
+    }
+    if c.rr.added {
+        crate::klog!(
+            L_ERR,
+            "rr",
+            "record_route: Record-Route already added to this message"
+        );
+        return -1;
+    }
+    let Some(l) = c.core.listeners.get(c.rcv.listener).cloned() else {
+        return -1;
+    };
+    let mut head = format!("Record-Route: <{}{}", listener_uri(c, &l), lr_text(c)).into_bytes();
+    if let Some(t) = ftag(c) {
+        head.extend_from_slice(b";ftag=");
+        head.extend_from_slice(&t);
+    }
+    let at = c.msg.headers_start();
+    c.msg
+        .add_edit(Edit::insert(at, Bytes::from(head), ORD_RR_HEAD));
+    let mut all = Vec::new();
+    if let Some(p) = params.filter(|p| !p.is_empty()) {
+        all.push(norm_param(&p));
+    }
+    all.append(&mut c.rr.pending);
+    for p in &all {
+        c.msg.add_edit(Edit::insert(at, p.clone(), ORD_RR_PARAM));
+    }
+    c.msg
+        .add_edit(Edit::insert(at, Bytes::from_static(b">\r\n"), ORD_RR_TAIL));
+    c.rr.params = all;
+    c.rr.added = true;
+    1
+}
+
+/// `record_route_preset(s1[, s2])`: the given address(es) instead of the socket's.
+fn preset(c: &mut Ctx, first: &[u8], second: Option<&[u8]>) -> i32 {
+    if c.rr.added {
+        return -1;
+    }
+    let at = c.msg.headers_start();
+    let tag = ftag(c);
+    let lr = lr_text(c);
+    let mut mk = |addr: &[u8]| {
+        let mut h = b"Record-Route: <sip:".to_vec();
+        h.extend_from_slice(addr);
+        h.extend_from_slice(lr.as_bytes());
+        if let Some(t) = &tag {
+            h.extend_from_slice(b";ftag=");
+            h.extend_from_slice(t);
+        }
+        h
+    };
+    let mut h1 = mk(first);
+    let h2 = second.map(&mut mk);
+    if let Some(mut h2) = h2 {
+        h1.extend_from_slice(b">\r\n");
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_OUT));
+        h2.truncate(h2.len());
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(h2), ORD_RR_HEAD));
+    } else {
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_HEAD));
+    }
+    for p in std::mem::take(&mut c.rr.pending) {
+        c.msg.add_edit(Edit::insert(at, p.clone(), ORD_RR_PARAM));
+        c.rr.params.push(p);
+    }
+    c.msg
+        .add_edit(Edit::insert(at, Bytes::from_static(b">\r\n"), ORD_RR_TAIL));
+    c.rr.added = true;
+    c.rr.preset = true;
+    1
+}
+
+/// `add_rr_param(param)`: to the Record-Route of this message (now or when added).
+fn add_rr_param(c: &mut Ctx, p: Bytes) -> i32 {
+    if p.is_empty() {
+        return -1;
+    }
+    let p = norm_param(&p);
+    if c.rr.added {
+        let at = c.msg.headers_start();
+        c.msg.add_edit(Edit::insert(at, p.clone(), ORD_RR_PARAM));
+        c.rr.params.push(p);
+    } else {
+        c.rr.pending.push(p);
+    }
+    1
+}
+
+/// The extra edits for a request leaving on `out`: with double Record-Route on, a second
+/// Record-Route for the outbound socket (on top) when it differs from the inbound one,
+/// both marked `r2=on`.
+pub fn outbound_edits(c: &Ctx, out: &Listener) -> Vec<Edit> {
+    if !c.rr.added || c.rr.preset || !c.core.m.rr.double_rr {
+        return Vec::new();
+    }
+    let Some(inb) = c.core.listeners.get(c.rcv.listener) else {
+        return Vec::new();
+    };
+    if inb.proto == out.proto && inb.addr == out.addr {
+        return Vec::new();
+    }
+    let at = c.msg.headers_start();
+    let mut h = format!(
+        "Record-Route: <{};r2=on{}",
+        listener_uri(c, out),
+        lr_text(c)
+    )
+    .into_bytes();
+    if let Some(t) = ftag(c) {
+        h.extend_from_slice(b";ftag=");
+        h.extend_from_slice(&t);
+    }
+    for p in &c.rr.params {
+        h.extend_from_slice(p);
+    }
+    h.extend_from_slice(b">\r\n");
+    vec![
+        Edit::insert(at, Bytes::from(h), ORD_RR_OUT),
+        Edit::insert(at, Bytes::from_static(b";r2=on"), ORD_RR_PARAM),
+    ]
+}
+
+/// The edit removing one name-addr of a (possibly multi-valued) Route header.
+fn remove_addr(msg: &SipMsg, na: &NameAddr) -> Option<Edit> {
+    let off = msg.offset_of(&na.raw)?;
+    let end = off + na.raw.len();
+    let h = msg
+        .headers()
+        .iter()
+        .find(|h| h.kind == HdrKind::Route && h.start <= off && off < h.end)?;
+    let vs = msg.offset_of(&h.value).unwrap_or(h.value_start);
+    let ve = vs + h.value.len();
+    let buf = msg.buf();
+    let only = buf
+        .get(vs..off)
+        .is_some_and(|s| s.iter().all(|b| b.is_ascii_whitespace()))
+        && buf
+            .get(end..ve)
+            .is_some_and(|s| s.iter().all(|b| b.is_ascii_whitespace()));
+    if only {
+        return Some(Edit::replace(h.start, h.end, Bytes::new()));
+    }
+    // Remove up to and including the following comma, or the preceding one when last.
+    if let Some(rel) = buf
+        .get(end..ve)
+        .and_then(|s| s.iter().position(|b| *b == b','))
+    {
+        let mut e = end + rel + 1;
+        while matches!(buf.get(e), Some(b' ' | b'\t')) {
+            e += 1;
+        }
+        return Some(Edit::replace(off, e, Bytes::new()));
+    }
+    let start = buf
+        .get(vs..off)
+        .and_then(|s| s.iter().rposition(|b| *b == b','))
+        .map(|p| vs + p)
+        .unwrap_or(off);
+    Some(Edit::replace(start, end, Bytes::new()))
+}
+
+fn is_strict(na: &NameAddr) -> bool {
+    na.uri.param(b"lr").is_none()
+}
+
+fn has_r2(na: &NameAddr) -> bool {
+    na.uri.param(b"r2").is_some()
+}
+
+/// `loose_route()` with Kamailio's return codes: 1 routed by the route set, -1 no route
+/// set (or error), -3 an initial request whose only Route was ours (removed).
+pub fn loose_route(c: &mut Ctx, loose_only: bool) -> i32 {
+    let routes: Vec<NameAddr> = match c.msg.routes() {
+        Ok(r) if !r.is_empty() => r.to_vec(),
+        Ok(_) => return -1,
+        Err(e) => {
+            crate::klog!(L_ERR, "rr", "loose_route: bad Route header: {e}");
+            return -1;
+        }
+    };
+    let preloaded = match c.msg.to() {
+        Ok(t) => t.tag().is_none_or(|t| t.is_empty()),
+        Err(_) => return -1,
+    };
+    let ruri_mine = c.msg.ruri().cloned().is_some_and(|u| uri_is_myself(c, &u));
+    if !preloaded && !loose_only && ruri_mine {
+        after_strict(c, &routes)
+    } else {
+        after_loose(c, &routes, preloaded)
+    }
+}
+
+fn remove(c: &mut Ctx, na: &NameAddr) {
+    if let Some(e) = remove_addr(&c.msg, na) {
+        c.msg.add_edit(e);
+    }
+}
+
+fn after_loose(c: &mut Ctx, routes: &[NameAddr], preloaded: bool) -> i32 {
+    let Some(first) = routes.first() else {
+        return -1;
+    };
+    let mut i = 0;
+    c.rr.routed_params = None;
+    if uri_is_myself(c, &first.uri_raw) {
+        c.rr.routed_params = Some(first.uri.params_raw.clone());
+        remove(c, first);
+        i = 1;
+        let done = if preloaded { -3 } else { 1 };
+        if routes.len() == 1 {
+            return done;
+        }
+        if c.core.m.rr.double_rr && has_r2(first) {
+            if let Some(second) = routes.get(1) {
+                remove(c, second);
+            }
+            i = 2;
+            if routes.len() == 2 {
+                return done;
+            }
+        }
+    }
+    let Some(next) = routes.get(i) else {
+        return -1;
+    };
+    if is_strict(next) {
+        // The next hop is a strict router: it gets the request with its URI as R-URI, the
+        // current R-URI goes to the end of the route set.
+        let Some(old) = c.msg.ruri().cloned() else {
+            return -1;
+        };
+        let last_hdr = c
+            .msg
+            .headers()
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| h.kind == HdrKind::Route)
+            .map(|(k, _)| k)
+            .last();
+        let mut line = b"Route: <".to_vec();
+        line.extend_from_slice(&old);
+        line.extend_from_slice(b">\r\n");
+        if let Some(k) = last_hdr {
+            c.msg.insert_header_after(k, Bytes::from(line));
+        }
+        c.msg.set_ruri(next.uri_raw.clone());
+        remove(c, next);
+    } else {
+        c.dst_uri = Some(next.uri_raw.clone());
+    }
+    1
+}
+
+fn after_strict(c: &mut Ctx, routes: &[NameAddr]) -> i32 {
+    let mut i = 0;
+    if let Some(first) = routes.first()
+        && c.core.m.rr.double_rr
+        && has_r2(first)
+        && uri_is_myself(c, &first.uri_raw)
+    {
+        remove(c, first);
+        i = 1;
+        if routes.len() == 1 {
+            return -1;
+        }
+    }
+    c.rr.routed_params = c.msg.parsed_ruri().ok().map(|u| u.params_raw.clone());
+    let Some(next) = routes.get(i) else {
+        return -1;
+    };
+    if is_strict(next) {
+        c.msg.set_ruri(next.uri_raw.clone());
+        remove(c, next);
+    } else {
+        c.dst_uri = Some(next.uri_raw.clone());
+        // Recover from the previous strict router: the last Route is the real target.
+        let Some(last) = routes.last() else {
+            return -1;
+        };
+        if std::ptr::eq(last, next) && routes.len() == i + 1 {
+            return -1;
+        }
+        c.msg.set_ruri(last.uri_raw.clone());
+        remove(c, last);
+    }
+    1
+}
+
+fn next_hop_route(c: &Ctx) -> bool {
+    c.dst_uri.is_some()
+}
+
+fn check_route_param(c: &Ctx, re: &[u8]) -> Value {
+    let Some(params) = &c.rr.routed_params else {
+        return Value::Int(-1);
+    };
+    let pat = String::from_utf8_lossy(re);
+    match regex::bytes::RegexBuilder::new(&pat).build() {
+        Ok(r) => b(r.is_match(params)),
+        Err(e) => {
+            crate::klog!(L_ERR, "rr", "check_route_param: bad regex '{pat}': {e}");
+            Value::Int(-1)
+        }
+    }
+}
+
+/// `is_direction("downstream"|"upstream")`: compares the `ftag` of our Route entry with
+/// the From tag (a request from the caller carries the same From tag).
+fn is_direction(c: &Ctx, dir: &[u8]) -> Value {
+    let down = match dir {
+        d if d.eq_ignore_ascii_case(b"downstream") => true,
+        d if d.eq_ignore_ascii_case(b"upstream") => false,
+        _ => {
+            crate::klog!(L_ERR, "rr", "is_direction: unknown direction");
+            return Value::Int(-1);
+        }
+    };
+    let Some(params) = &c.rr.routed_params else {
+        return Value::Int(-1);
+    };
+    let ftag = params.split(|b| *b == b';').find_map(|p| {
+        let (n, v) = match p.iter().position(|b| *b == b'=') {
+            Some(k) => (&p[..k], &p[k + 1..]),
+            None => (p, &b""[..]),
+        };
+        n.trim_ascii().eq_ignore_ascii_case(b"ftag").then_some(v)
+    });
+    let Some(ftag) = ftag else {
+        // Without ftag the direction is taken as downstream.
+        return b(down);
+    };
+    let from_tag = c.msg.from().ok().and_then(|f| f.tag().cloned());
+    let is_down = from_tag.is_some_and(|t| t[..] == *ftag);
+    b(is_down == down)
+}

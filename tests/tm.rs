@@ -1,0 +1,356 @@
+//! End to end through the transaction layer: `tests/data/tm.cfg` (t_relay, record_route,
+//! loose_route, branch/onreply/failure routes) with a Rust UAC and Rust UASs on 127.0.0.1.
+//! Every flow runs on ksr and, when installed, on Kamailio 5.6 with the same assertions, so
+//! the test itself is checked against the oracle.
+
+mod common;
+use common::*;
+use std::net::UdpSocket;
+
+/// Receives until `pred` accepts a message (bounded); None on timeout.
+fn recv_until(sock: &UdpSocket, ms: u64, pred: impl Fn(&str) -> bool) -> Option<String> {
+    for _ in 0..20 {
+        let m = recv(sock, ms)?;
+        if pred(&m) {
+            return Some(m);
+        }
+    }
+    None
+}
+
+fn is_status(code: u16) -> impl Fn(&str) -> bool {
+    move |m: &str| status_line(m).starts_with(&format!("SIP/2.0 {code} "))
+}
+
+fn is_method(method: &'static str) -> impl Fn(&str) -> bool {
+    move |m: &str| status_line(m).starts_with(&format!("{method} "))
+}
+
+fn port(s: &UdpSocket) -> u16 {
+    s.local_addr().map(|a| a.port()).unwrap_or(0)
+}
+
+/// A UAS reply to `req`: Vias, From, Call-ID, CSeq and Record-Route copied, To tagged.
+fn reply_to(req: &str, code: u16, reason: &str, uas: &UdpSocket) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    for l in req.split("\r\n").skip(1) {
+        let name = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "v" | "from" | "f" | "call-id" | "i" | "cseq" | "record-route" => {
+                out.push_str(l);
+                out.push_str("\r\n");
+            }
+            "to" | "t" => {
+                out.push_str(l);
+                if !l.contains("tag=") {
+                    out.push_str(";tag=uas1");
+                }
+                out.push_str("\r\n");
+            }
+            _ => {}
+        }
+    }
+    out.push_str(&format!(
+        "Contact: <sip:bob@127.0.0.1:{}>\r\nContent-Length: 0\r\n\r\n",
+        port(uas)
+    ));
+    out
+}
+
+fn send(sock: &UdpSocket, to_port: u16, msg: &str) {
+    sock.send_to(msg.as_bytes(), ("127.0.0.1", to_port))
+        .expect("send");
+}
+
+/// Where a reply from the UAS goes: the proxy (top Via).
+fn answer(uas: &UdpSocket, s: &Server, req: &str, code: u16, reason: &str) {
+    send(uas, s.port, &reply_to(req, code, reason, uas));
+}
+
+fn invite(uac: &UdpSocket, callid: &str, uas: &UdpSocket, extra: &str) -> String {
+    let ruri = format!("sip:bob@127.0.0.1:{}", port(uas));
+    let m = request("INVITE", &ruri, uac, callid, extra);
+    m.replace(
+        "Max-Forwards: 70\r\n",
+        &format!(
+            "Max-Forwards: 70\r\nContact: <sip:alice@127.0.0.1:{}>\r\n",
+            port(uac)
+        ),
+    )
+}
+
+/// In-dialog request from the UAC after a 2xx: to the Contact, through the Record-Route.
+fn in_dialog(
+    method: &str,
+    uac: &UdpSocket,
+    ok: &str,
+    callid: &str,
+    cseq: u32,
+    branch: &str,
+) -> String {
+    let contact = header(ok, "Contact")
+        .unwrap_or("")
+        .trim_matches(|c| c == '<' || c == '>');
+    let rr = header(ok, "Record-Route").unwrap_or("");
+    let to = header(ok, "To").unwrap_or("");
+    format!(
+        "{method} {contact} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{};branch=z9hG4bK-{branch};rport\r\nRoute: {rr}\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: {to}\r\nCall-ID: {callid}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port(uac)
+    )
+}
+
+fn servers() -> Vec<Server> {
+    let cfg = root().join("tests/data/tm.cfg");
+    let mut v = vec![start_ksr(&cfg, &[])];
+    if kamailio_available() {
+        v.push(start_kamailio(&cfg, &[]));
+    }
+    v
+}
+
+fn still_alive(s: &Server) {
+    let c = client();
+    let r = exchange(
+        s,
+        &c,
+        &request(
+            "OPTIONS",
+            &format!("sip:ping@127.0.0.1:{}", s.port),
+            &c,
+            "alive",
+            "",
+        ),
+    );
+    assert!(
+        r.is_some_and(|r| status_line(&r).contains("200")),
+        "{} stopped answering",
+        s.name
+    );
+}
+
+fn call_flow(s: &Server) {
+    let (uac, uas) = (client(), client());
+    let callid = format!("call-{}", s.name);
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    let inv = recv_until(&uas, 2000, is_method("INVITE")).expect("UAS gets the INVITE");
+    assert!(
+        header(&inv, "Record-Route").is_some_and(|r| r.contains(";lr")),
+        "{}: {inv}",
+        s.name
+    );
+    assert_eq!(header(&inv, "X-Branch"), Some("0"), "{}: {inv}", s.name);
+    assert_eq!(inv.matches("Via:").count(), 2, "{}: {inv}", s.name);
+    let trying = recv_until(&uac, 2000, |_| true).expect("100 Trying");
+    assert!(is_status(100)(&trying), "{}: {trying}", s.name);
+    answer(&uas, s, &inv, 180, "Ringing");
+    let ring = recv_until(&uac, 2000, |_| true).expect("180 relayed");
+    assert!(is_status(180)(&ring), "{}: {ring}", s.name);
+    assert_eq!(ring.matches("Via:").count(), 1, "{}: {ring}", s.name);
+    // 183 is dropped in onreply_route.
+    answer(&uas, s, &inv, 183, "Progress");
+    answer(&uas, s, &inv, 200, "OK");
+    let ok = recv_until(&uac, 2000, |_| true).expect("200 relayed");
+    assert!(
+        is_status(200)(&ok),
+        "{}: 183 must be dropped, got {ok}",
+        s.name
+    );
+    assert!(header(&ok, "Record-Route").is_some(), "{}: {ok}", s.name);
+    // ACK and BYE follow the route set.
+    send(
+        &uac,
+        s.port,
+        &in_dialog("ACK", &uac, &ok, &callid, 1, "ack1"),
+    );
+    let ack = recv_until(&uas, 2000, is_method("ACK")).expect("UAS gets the ACK");
+    assert!(
+        header(&ack, "Route").is_none(),
+        "{}: own Route removed: {ack}",
+        s.name
+    );
+    send(
+        &uac,
+        s.port,
+        &in_dialog("BYE", &uac, &ok, &callid, 2, "bye1"),
+    );
+    let bye = recv_until(&uas, 2000, is_method("BYE")).expect("UAS gets the BYE");
+    assert!(
+        header(&bye, "X-Routed").is_some_and(|r| r.contains("lr")),
+        "{}: {bye}",
+        s.name
+    );
+    answer(&uas, s, &bye, 200, "OK");
+    let ok2 = recv_until(&uac, 2000, |_| true).expect("200 for BYE");
+    assert!(
+        is_status(200)(&ok2) && ok2.contains("BYE"),
+        "{}: {ok2}",
+        s.name
+    );
+}
+
+fn serial_fork(s: &Server) {
+    let (uac, uas1, uas2) = (client(), client(), client());
+    let callid = format!("fork-{}", s.name);
+    let alt = format!("X-Alt: sip:carol@127.0.0.1:{}\r\n", port(&uas2));
+    send(&uac, s.port, &invite(&uac, &callid, &uas1, &alt));
+    let inv = recv_until(&uas1, 2000, is_method("INVITE")).expect("first INVITE");
+    answer(&uas1, s, &inv, 486, "Busy Here");
+    let ack = recv_until(&uas1, 2000, is_method("ACK")).expect("hop-by-hop ACK for 486");
+    assert!(ack.contains("CSeq: 1 ACK"), "{}: {ack}", s.name);
+    let inv2 = recv_until(&uas2, 2000, is_method("INVITE")).expect("failure_route re-relays");
+    assert!(inv2.starts_with("INVITE sip:carol@"), "{}: {inv2}", s.name);
+    // t_relay in failure_route runs branch_route only when t_on_branch is armed again.
+    assert_eq!(header(&inv2, "X-Branch"), None, "{}: {inv2}", s.name);
+    assert!(
+        header(&inv2, "Record-Route").is_some(),
+        "{}: {inv2}",
+        s.name
+    );
+    answer(&uas2, s, &inv2, 200, "OK");
+    let ok = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("final reply");
+    assert!(
+        is_status(200)(&ok),
+        "{}: the 486 must not reach the UAC: {ok}",
+        s.name
+    );
+    // failure_route answering itself.
+    let callid = format!("gone-{}", s.name);
+    send(&uac, s.port, &invite(&uac, &callid, &uas1, ""));
+    let inv = recv_until(&uas1, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas1, s, &inv, 480, "Unavailable");
+    let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("t_reply in failure_route");
+    assert!(
+        status_line(&r).contains("404 Gone Elsewhere"),
+        "{}: {r}",
+        s.name
+    );
+}
+
+fn cancel_flow(s: &Server) {
+    let (uac, uas) = (client(), client());
+    let callid = format!("cancel-{}", s.name);
+    let inv_msg = invite(&uac, &callid, &uas, "");
+    send(&uac, s.port, &inv_msg);
+    let inv = recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas, s, &inv, 180, "Ringing");
+    recv_until(&uac, 2000, is_status(180)).expect("180");
+    let cancel = inv_msg
+        .replacen("INVITE sip:", "CANCEL sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL");
+    send(&uac, s.port, &cancel);
+    let ok = recv_until(&uac, 2000, |_| true).expect("200 for CANCEL");
+    assert!(
+        is_status(200)(&ok) && ok.contains("CANCEL"),
+        "{}: {ok}",
+        s.name
+    );
+    let c = recv_until(&uas, 2000, is_method("CANCEL")).expect("UAS gets CANCEL");
+    answer(&uas, s, &c, 200, "OK");
+    answer(&uas, s, &inv, 487, "Request Terminated");
+    recv_until(&uas, 2000, is_method("ACK")).expect("ACK for 487");
+    let r = recv_until(&uac, 2000, |_| true).expect("487 relayed");
+    assert!(is_status(487)(&r), "{}: {r}", s.name);
+    let ack = inv_msg
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("CSeq: 1 INVITE", "CSeq: 1 ACK");
+    send(&uac, s.port, &ack);
+    // The ACK for 487 is absorbed: the UAS sees nothing more.
+    assert!(
+        recv_until(&uas, 300, is_method("ACK")).is_none(),
+        "{}: ACK leaked",
+        s.name
+    );
+}
+
+fn timeout_flow(s: &Server) {
+    let (uac, uas) = (client(), client());
+    let callid = format!("timeout-{}", s.name);
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    // No answer: fr_timer (1 s) expires, a local 408 comes back.
+    let r = recv_until(&uac, 4000, |m| !is_status(100)(m)).expect("408");
+    assert!(is_status(408)(&r), "{}: {r}", s.name);
+    assert!(
+        header(&r, "To").is_some_and(|t| t.contains("tag=")),
+        "{}: {r}",
+        s.name
+    );
+}
+
+fn retransmission_flow(s: &Server) {
+    let (uac, uas) = (client(), client());
+    let callid = format!("retr-{}", s.name);
+    let inv_msg = invite(&uac, &callid, &uas, "");
+    send(&uac, s.port, &inv_msg);
+    let inv = recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas, s, &inv, 180, "Ringing");
+    recv_until(&uac, 2000, is_status(180)).expect("180");
+    send(&uac, s.port, &inv_msg);
+    let again = recv_until(&uac, 2000, |_| true).expect("last reply re-sent");
+    assert!(is_status(180)(&again), "{}: {again}", s.name);
+    assert!(
+        recv_until(&uas, 300, is_method("INVITE")).is_none(),
+        "{}: the retransmission must be absorbed",
+        s.name
+    );
+    answer(&uas, s, &inv, 603, "Decline");
+    let r = recv_until(&uac, 2000, |_| true).expect("603");
+    assert!(is_status(603)(&r), "{}: {r}", s.name);
+}
+
+fn bad_input(s: &Server) {
+    let c = client();
+    // A reply for a transaction that does not exist, with our branch format and others.
+    for branch in ["z9hG4bKtmffffff.0", "z9hG4bKtm.x", "z9hG4bKother"] {
+        let r = format!(
+            "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 127.0.0.1:{};branch={branch}\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:c@d>;tag=2\r\nCall-ID: bad-{branch}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n",
+            s.port
+        );
+        send(&c, s.port, &r);
+    }
+    // ACK and CANCEL without a transaction.
+    let uas = client();
+    let ack = request(
+        "ACK",
+        &format!("sip:x@127.0.0.1:{}", port(&uas)),
+        &c,
+        "noack",
+        "",
+    );
+    send(
+        &c,
+        s.port,
+        &ack.replace("To: <sip:bob@127.0.0.1>", "To: <sip:bob@127.0.0.1>;tag=9"),
+    );
+    send(
+        &c,
+        s.port,
+        &request(
+            "CANCEL",
+            &format!("sip:x@127.0.0.1:{}", port(&uas)),
+            &c,
+            "nocancel",
+            "",
+        ),
+    );
+    send(&c, s.port, "garbage\r\n\r\n");
+    still_alive(s);
+}
+
+#[test]
+fn stateful_proxy_flows_on_ksr_and_kamailio() {
+    for s in servers() {
+        call_flow(&s);
+        serial_fork(&s);
+        cancel_flow(&s);
+        retransmission_flow(&s);
+        timeout_flow(&s);
+        bad_input(&s);
+        still_alive(&s);
+    }
+}
