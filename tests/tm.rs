@@ -32,7 +32,11 @@ fn port(s: &UdpSocket) -> u16 {
 
 /// A UAS reply to `req`: Vias, From, Call-ID, CSeq and Record-Route copied, To tagged.
 fn reply_to(req: &str, code: u16, reason: &str, uas: &UdpSocket) -> String {
-    let mut out = format!("SIP/2.0 {code} {reason}\r\n");
+    reply_with(req, code, reason, uas, "")
+}
+
+fn reply_with(req: &str, code: u16, reason: &str, uas: &UdpSocket, extra: &str) -> String {
+    let mut out = format!("SIP/2.0 {code} {reason}\r\n{extra}");
     for l in req.split("\r\n").skip(1) {
         let name = l
             .split(':')
@@ -144,6 +148,7 @@ fn call_flow(s: &Server) {
         s.name
     );
     assert_eq!(header(&inv, "X-Branch"), Some("0"), "{}: {inv}", s.name);
+    assert!(header(&inv, "X-Wrong").is_none(), "{}: {inv}", s.name);
     assert_eq!(inv.matches("Via:").count(), 2, "{}: {inv}", s.name);
     let trying = recv_until(&uac, 2000, |_| true).expect("100 Trying");
     assert!(is_status(100)(&trying), "{}: {trying}", s.name);
@@ -229,6 +234,46 @@ fn serial_fork(s: &Server) {
         "{}: {r}",
         s.name
     );
+}
+
+/// Parallel forking: the best of the final replies wins, challenges are aggregated, every
+/// negative reply is ACKed hop by hop, a 503 goes upstream as 500.
+fn parallel_fork(s: &Server) {
+    let (uac, uas1, uas2) = (client(), client(), client());
+    let callid = format!("par-{}", s.name);
+    let fork = format!("X-Fork: sip:dave@127.0.0.1:{}\r\n", port(&uas2));
+    send(&uac, s.port, &invite(&uac, &callid, &uas1, &fork));
+    let a = recv_until(&uas1, 2000, is_method("INVITE")).expect("branch 0");
+    let b = recv_until(&uas2, 2000, is_method("INVITE")).expect("branch 1");
+    assert_eq!(header(&b, "X-Branch"), Some("1"), "{}: {b}", s.name);
+    let pa = "Proxy-Authenticate: Digest realm=\"one\", nonce=\"n1\"\r\n";
+    let wa = "WWW-Authenticate: Digest realm=\"two\", nonce=\"n2\"\r\n";
+    send(
+        &uas1,
+        s.port,
+        &reply_with(&a, 407, "Proxy Authentication Required", &uas1, pa),
+    );
+    recv_until(&uas1, 2000, is_method("ACK")).expect("ACK for 407");
+    send(
+        &uas2,
+        s.port,
+        &reply_with(&b, 401, "Unauthorized", &uas2, wa),
+    );
+    recv_until(&uas2, 2000, is_method("ACK")).expect("ACK for 401");
+    let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("final reply");
+    assert!(is_status(401)(&r), "{}: {r}", s.name);
+    assert!(
+        r.contains("realm=\"one\"") && r.contains("realm=\"two\""),
+        "{}: {r}",
+        s.name
+    );
+    // 503 is not relayed as such.
+    let callid = format!("busy503-{}", s.name);
+    send(&uac, s.port, &invite(&uac, &callid, &uas1, ""));
+    let a = recv_until(&uas1, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas1, s, &a, 503, "Service Unavailable");
+    let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("final reply");
+    assert!(is_status(500)(&r), "{}: {r}", s.name);
 }
 
 fn cancel_flow(s: &Server) {
@@ -347,10 +392,35 @@ fn stateful_proxy_flows_on_ksr_and_kamailio() {
     for s in servers() {
         call_flow(&s);
         serial_fork(&s);
+        parallel_fork(&s);
         cancel_flow(&s);
         retransmission_flow(&s);
         timeout_flow(&s);
         bad_input(&s);
+        still_alive(&s);
+    }
+}
+
+/// The same proxy in Lua: KSR.tm.* / KSR.rr.* / KSR.tmx.*, failure and branch callbacks by
+/// function name. Run on ksr and on Kamailio's app_lua.
+#[test]
+fn lua_kemi_flows_on_ksr_and_kamailio() {
+    let cfg = root().join("tests/data/tm-lua.cfg");
+    let script = format!(
+        "LUA_SCRIPT=\"{}\"",
+        root().join("tests/data/tm.lua").display()
+    );
+    let mut v = vec![start_ksr(&cfg, &[&script])];
+    if kamailio_available()
+        && std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so").exists()
+    {
+        v.push(start_kamailio(&cfg, &[&script]));
+    }
+    for s in v {
+        call_flow(&s);
+        serial_fork(&s);
+        cancel_flow(&s);
+        timeout_flow(&s);
         still_alive(&s);
     }
 }

@@ -411,7 +411,9 @@ fn build_branch(
         let name = String::from_utf8_lossy(name).into_owned();
         let prev_t = ctx.tm.t.replace(t.clone());
         let drop_before = ctx.drop;
+        let saved_route = std::mem::replace(&mut ctx.route, RouteKind::Branch);
         let out = ctx.run_route(RouteTarget::Branch(&name));
+        ctx.route = saved_route;
         dropped = out.drop || (ctx.drop && !drop_before);
         ctx.drop = drop_before;
         ctx.tm.t = prev_t;
@@ -662,7 +664,9 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
     if let Some(name) = on_reply {
         let name = String::from_utf8_lossy(&name).into_owned();
         let drop_before = ctx.drop;
+        let saved_route = std::mem::replace(&mut ctx.route, RouteKind::TmOnReply);
         let out = ctx.run_route(RouteTarget::OnReply(&name));
+        ctx.route = saved_route;
         let dropped = out.drop || (ctx.drop && !drop_before);
         if dropped && code < 200 {
             return true;
@@ -832,7 +836,9 @@ fn run_branch_failure(ctx: &mut Ctx, t: &TxRef, idx: usize) {
     };
     ctx.tm.t = Some(t.clone());
     ctx.tm.branch_idx = idx as i32;
+    let saved_route = std::mem::replace(&mut ctx.route, RouteKind::BranchFailure);
     ctx.run_route(RouteTarget::BranchFailure(&target));
+    ctx.route = saved_route;
 }
 
 /// Called when a branch becomes final: once every branch of the round is final, runs
