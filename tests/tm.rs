@@ -230,7 +230,7 @@ fn serial_fork(s: &Server) {
     answer(&uas1, s, &inv, 480, "Unavailable");
     let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("t_reply in failure_route");
     assert!(
-        status_line(&r).contains("404 Gone Elsewhere"),
+        status_line(&r).contains("404 Gone Unavailable"),
         "{}: {r}",
         s.name
     );
@@ -423,4 +423,35 @@ fn lua_kemi_flows_on_ksr_and_kamailio() {
         timeout_flow(&s);
         still_alive(&s);
     }
+}
+
+/// `ksr check` knows the route names tm functions take and where tm/rr functions may run.
+#[test]
+fn check_reports_missing_tm_routes() {
+    let dir = std::env::temp_dir().join(format!("ksr-tm-check-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let cfg = dir.join("bad.cfg");
+    std::fs::write(
+        &cfg,
+        "loadmodule \"tm.so\"\nloadmodule \"rr.so\"\nrequest_route {\n  t_on_failure(\"NOPE\");\n  t_on_branch(\"B\");\n  t_relay();\n}\nbranch_route[B] {\n  loose_route();\n}\n",
+    )
+    .expect("write cfg");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .arg("check")
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .expect("run ksr check");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("failure_route[NOPE] is not defined"),
+        "{text}"
+    );
+    assert!(text.contains("loose_route"), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -80,7 +80,7 @@ function ksr_failure_manage()
 		return 1
 	end
 	if code == 480 then
-		KSR.tm.t_reply(404, "Gone Elsewhere")
+		KSR.tm.t_reply(404, "Gone " .. KSR.pv.get("$T_rpl($rr)"))
 		return 1
 	end
 end

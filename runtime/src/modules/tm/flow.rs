@@ -357,6 +357,7 @@ fn dead_branch(uri: Bytes) -> UacBranch {
         local: true,
         is_final: true,
         timed_out: false,
+        replied: false,
         cancel_sent: false,
         retr_interval: Duration::ZERO,
         fr_deadline: Instant::now(),
@@ -433,6 +434,7 @@ fn build_branch(
                 local: false,
                 is_final: false,
                 timed_out: false,
+                replied: false,
                 cancel_sent: false,
                 retr_interval: st(ctx).cfg.t1,
                 fr_deadline: Instant::now() + fr,
@@ -681,6 +683,7 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
         let Some(b) = tx.branches.get_mut(idx) else {
             return true;
         };
+        b.replied = true;
         if b.is_final {
             // Retransmission of a final reply: ACK it again (negative INVITE replies),
             // relay 2xx retransmissions end to end.

@@ -233,7 +233,7 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("t_branch_timeout", RouteMask(1 | 2 | 512));
     r.kemi("tm", "t_branch_replied", &[], RetType::Int, |c, _| {
-        b(branch_state(c, |br| !br.local && br.code > 0))
+        b(branch_state(c, |br| br.replied))
     })
     .native("t_branch_replied", RouteMask(1 | 2 | 512));
     r.kemi("tm", "t_any_timeout", &[], RetType::Int, |c, _| {
@@ -247,17 +247,15 @@ fn register(r: &mut Registrar<'_>) {
         b(c.tm
             .t
             .as_ref()
-            .is_some_and(|t| t.lock().branches.iter().any(|x| !x.local && x.code > 0)))
+            .is_some_and(|t| t.lock().branches.iter().any(|x| x.replied)))
     })
     .native("t_any_replied", RQ_F_R_B);
     r.kemi("tm", "t_grep_status", &[I], RetType::Int, |c, a| {
         let code = arg_int(a, 0);
-        b(c.tm.t.as_ref().is_some_and(|t| {
-            t.lock()
-                .branches
-                .iter()
-                .any(|x| !x.local && i64::from(x.code) == code)
-        }))
+        b(c.tm
+            .t
+            .as_ref()
+            .is_some_and(|t| t.lock().branches.iter().any(|x| i64::from(x.code) == code)))
     })
     .native("t_grep_status", RQ_F_R_B);
     r.kemi("tm", "t_get_branch_index", &[], RetType::Int, |c, _| {
@@ -303,7 +301,27 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("t_set_auto_inv_100", RQ);
 
+    r.kemi("tm", "t_check_status", &[S], RetType::Int, |c, a| {
+        t_check_status(c, &arg_bytes(a, 0))
+    })
+    .native("t_check_status", RouteMask(1 | 2 | 4 | 128))
+    .hints(&[ParamHint::Regex]);
+
     // Pseudo-variables.
+    for (name, get) in [
+        ("T_req", pv_t_req as vm::pv::PvGetFn<Ctx>),
+        ("T_rpl", pv_t_rpl),
+    ] {
+        let id = r.pvs.add(PvClass {
+            name,
+            get,
+            set: None,
+            parse_name: Some(|s| Err(format!("'{s}' is not a pseudo-variable"))),
+            name_required: true,
+            takes_index: false,
+        });
+        r.pvs.set_dyn_name_parser(id, parse_inner_pv);
+    }
     for (name, get) in [
         ("T_reply_code", pv_reply_code as vm::pv::PvGetFn<Ctx>),
         ("T_reply_reason", pv_reply_reason),
@@ -509,6 +527,71 @@ fn set_fr(c: &mut Ctx, fr_inv: i64, fr: i64) -> Value {
         }
     }
     Value::Int(1)
+}
+
+/// `t_check_status(re)`: the status of the reply being processed (the winning one in
+/// failure_route, the last one sent upstream otherwise) matches the regex (unanchored, as
+/// `regexec` searches).
+fn t_check_status(c: &mut Ctx, re: &[u8]) -> Value {
+    let code = status_code(c);
+    if code < 0 {
+        return Value::Int(-1);
+    }
+    let pat = String::from_utf8_lossy(re);
+    match regex::Regex::new(&pat) {
+        Ok(r) => b(r.is_match(&code.to_string())),
+        Err(e) => {
+            crate::klog!(L_ERR, "tm", "t_check_status: bad regex '{pat}': {e}");
+            Value::Int(-1)
+        }
+    }
+}
+
+fn parse_inner_pv(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String> {
+    let t = s.trim();
+    let (spec, used) = p.parse_spec_prefix(t).map_err(|e| e.message)?;
+    if used != t.len() {
+        return Err(format!("trailing text in '{t}'"));
+    }
+    Ok(vm::pv::PvParam::Spec(Box::new(spec)))
+}
+
+/// Evaluates the inner pseudo-variable of `$T_req(...)`/`$T_rpl(...)` with `msg` as the
+/// current message.
+fn eval_with(c: &mut Ctx, spec: &PvSpec, msg: crate::sip::SipMsg) -> Value {
+    let vm::pv::PvParam::Spec(inner) = &spec.param else {
+        return Value::Null;
+    };
+    let saved = std::mem::replace(&mut c.msg, msg);
+    let v = vm::pv::get(c, inner);
+    c.msg = saved;
+    v
+}
+
+/// `$T_req(pv)`: `pv` evaluated on the transaction's request (in onreply_route).
+fn pv_t_req(c: &mut Ctx, spec: &PvSpec) -> Value {
+    let Some(t) = c.tm.t.clone() else {
+        return Value::Null;
+    };
+    let req = t.lock().req.clone();
+    eval_with(c, spec, req)
+}
+
+/// `$T_rpl(pv)`: `pv` evaluated on the winning reply (in failure_route).
+fn pv_t_rpl(c: &mut Ctx, spec: &PvSpec) -> Value {
+    let Some(t) = c.tm.t.clone() else {
+        return Value::Null;
+    };
+    if c.msg.is_reply() {
+        let m = c.msg.clone();
+        return eval_with(c, spec, m);
+    }
+    let idx = c.tm.branch_idx.max(0) as usize;
+    let reply = t.lock().branches.get(idx).and_then(|b| b.reply.clone());
+    match reply {
+        Some(r) => eval_with(c, spec, r),
+        None => Value::Null,
+    }
 }
 
 fn pv_reply_code(c: &mut Ctx, _: &PvSpec) -> Value {

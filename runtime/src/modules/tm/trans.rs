@@ -165,6 +165,8 @@ pub struct UacBranch {
     pub local: bool,
     pub is_final: bool,
     pub timed_out: bool,
+    /// At least one reply was received on this branch.
+    pub replied: bool,
     pub cancel_sent: bool,
     pub retr_interval: Duration,
     pub fr_deadline: Instant,
