@@ -202,6 +202,14 @@ fn timers_retransmit_then_time_out_with_408() {
         .find(|(a, _)| a.port() == 5999)
         .expect("local reply upstream");
     assert!(r.1.starts_with("SIP/2.0 408 Request Timeout"), "{}", r.1);
+    let stats = h.core.rpc.call(h.core, "tm.stats", &[]).expect("tm.stats");
+    assert_eq!(stats["total"], 1, "{stats}");
+    assert_eq!(stats["4xx"], 1, "{stats}");
+    assert_eq!(stats["current"], 1, "{stats}");
+    // The wait timer frees it.
+    runtime::modules::tm::flow::run_due(&mut h.ctx, Instant::now() + Duration::from_secs(10));
+    let stats = h.core.rpc.call(h.core, "tm.stats", &[]).expect("tm.stats");
+    assert_eq!(stats["current"], 0, "{stats}");
 }
 
 #[test]

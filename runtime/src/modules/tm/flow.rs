@@ -223,6 +223,9 @@ pub fn relay(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
         Ok(_) => 1,
         Err(e) => {
             crate::klog!(L_ERR, "tm", "t_relay: no branch could be sent: {e}");
+            if ctx.tm.no_internal_reply {
+                return -4;
+            }
             if !in_failure {
                 let (code, reason): (u16, &[u8]) = match e {
                     ForwardError::Resolve(_) | ForwardError::BadUri => {
@@ -1263,4 +1266,24 @@ pub fn request_hop_proto(ctx: &Ctx, proto: Proto) -> Option<NextHop> {
         h.proto = proto;
         h
     })
+}
+
+/// After request_route: a transaction that got neither a branch nor a final reply is put on
+/// the wait timer (Kamailio releases it the same way).
+pub fn request_done(ctx: &mut Ctx) {
+    if let Some(t) = ctx.tm.t.take() {
+        let idle = {
+            let tx = t.lock();
+            tx.branches.is_empty() && tx.uas_status < 200
+        };
+        if idle {
+            release(ctx, &t);
+        }
+    }
+}
+
+/// `t_release()`: the transaction goes on the wait timer, then is deleted.
+pub fn release(ctx: &Ctx, t: &TxRef) {
+    let id = t.lock().id;
+    st(ctx).schedule(id, Ev::Delete, st(ctx).cfg.wait);
 }

@@ -42,6 +42,9 @@ pub struct TmCtx {
     pub reply_reason: Option<Bytes>,
     pub branch_timeout: bool,
     pub in_failure: bool,
+    /// `t_relay_to(..., 0x02)` / `t_set_disable_internal_reply(1)`: no local error reply
+    /// when no branch could be sent.
+    pub no_internal_reply: bool,
 }
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -96,6 +99,7 @@ const REPLY_FNS: RouteMask = RouteMask(1 | 2 | 4 | 128);
 
 fn register(r: &mut Registrar<'_>) {
     r.hooks.reply_received.push(flow::on_reply);
+    r.hooks.request_post.push(flow::request_done);
     r.hooks.threads.push(ThreadDef {
         name: "tm-timer",
         run: flow::timer_thread,
@@ -126,6 +130,55 @@ fn register(r: &mut Registrar<'_>) {
     r.native("t_relay_to", &[], RQ_F, |c, _| {
         Value::Int(flow::relay(c, None) as i64)
     });
+    r.native("t_relay_to", &[S], RQ_F, |c, a| {
+        let p = arg_bytes(a, 0);
+        match parse_flags(&p) {
+            Some(f) => {
+                relay_flags(c, f);
+                Value::Int(flow::relay(c, None) as i64)
+            }
+            None => relay_proxy(c, &p),
+        }
+    });
+    r.native("t_relay_to", &[S, I], RQ_F, |c, a| {
+        relay_flags(c, arg_int(a, 1));
+        relay_proxy(c, &arg_bytes(a, 0))
+    });
+    r.kemi("tm", "t_relay_to_flags", &[I], RetType::Int, |c, a| {
+        relay_flags(c, arg_int(a, 0));
+        Value::Int(flow::relay(c, None) as i64)
+    });
+    r.kemi(
+        "tm",
+        "t_relay_to_proxy_flags",
+        &[S, I],
+        RetType::Int,
+        |c, a| {
+            relay_flags(c, arg_int(a, 1));
+            relay_proxy(c, &arg_bytes(a, 0))
+        },
+    );
+    r.kemi(
+        "tm",
+        "t_set_disable_internal_reply",
+        &[I],
+        RetType::Int,
+        |c, a| {
+            c.tm.no_internal_reply = arg_int(a, 0) != 0;
+            Value::Int(1)
+        },
+    )
+    .native("t_set_disable_internal_reply", RQ_F_R_B);
+    r.kemi("tm", "t_release", &[], RetType::Int, |c, _| {
+        match c.tm.t.take() {
+            Some(t) => {
+                flow::release(c, &t);
+                Value::Int(1)
+            }
+            None => Value::Int(-1),
+        }
+    })
+    .native("t_release", RQ);
     r.native("t_relay_to", &[S], RQ_F, |c, a| {
         relay_proxy(c, &arg_bytes(a, 0))
     });
@@ -365,6 +418,25 @@ fn relay_proxy(c: &mut Ctx, s: &[u8]) -> Value {
             );
             Value::Int(e.code() as i64)
         }
+    }
+}
+
+/// A `t_relay_to` argument made only of digits is a flag set, not a proxy.
+fn parse_flags(p: &[u8]) -> Option<i64> {
+    if p.is_empty() || !p.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    std::str::from_utf8(p).ok()?.parse().ok()
+}
+
+/// `t_relay_to` flags: 0x01 no automatic 100 Trying, 0x02 no internal error reply, 0x04
+/// no DNS failover (ksr does no DNS failover anyway).
+fn relay_flags(c: &mut Ctx, f: i64) {
+    if f & 1 != 0 {
+        c.tm.auto_inv_100 = Some(false);
+    }
+    if f & 2 != 0 {
+        c.tm.no_internal_reply = true;
     }
 }
 
