@@ -455,3 +455,60 @@ fn check_reports_missing_tm_routes() {
     assert!(text.contains("loose_route"), "{text}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Many calls with real SIP stacks on both sides: sipp's built-in UAC (INVITE, ACK, BYE
+/// along the route set) and UAS through the proxy, on ksr and on Kamailio.
+#[test]
+fn sipp_calls_through_the_stateful_proxy() {
+    if std::process::Command::new("sipp")
+        .arg("-v")
+        .output()
+        .is_err()
+    {
+        assert!(
+            std::env::var("KSR_SKIP_SIPP").is_ok(),
+            "sipp is not installed (run .ci/run, or set KSR_SKIP_SIPP=1)"
+        );
+        return;
+    }
+    let cfg = root().join("tests/data/tm.cfg");
+    let uas_port = free_port();
+    let define = format!("UASPORT={uas_port}");
+    let mut v = vec![start_ksr(&cfg, &[&define])];
+    if kamailio_available() {
+        v.push(start_kamailio(&cfg, &[&define]));
+    }
+    for s in v {
+        let dir =
+            std::env::temp_dir().join(format!("ksr-tm-sipp-{}-{}", std::process::id(), s.port));
+        let _ = std::fs::create_dir_all(&dir);
+        let mut uas = std::process::Command::new("sipp")
+            .current_dir(&dir)
+            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &uas_port.to_string()])
+            .args(["-m", "20", "-timeout", "30s", "-nostdin"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start sipp uas");
+        let out = std::process::Command::new("sipp")
+            .current_dir(&dir)
+            .arg(format!("127.0.0.1:{}", s.port))
+            .args(["-sn", "uac", "-s", "sippuas", "-i", "127.0.0.1"])
+            .args(["-p", &free_port().to_string()])
+            .args([
+                "-m", "20", "-r", "10", "-d", "100", "-timeout", "30s", "-nostdin",
+            ])
+            .output()
+            .expect("run sipp uac");
+        let _ = uas.kill();
+        let _ = uas.wait();
+        assert!(
+            out.status.success(),
+            "{}: sipp uac failed:\n{}{}",
+            s.name,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
