@@ -348,6 +348,42 @@ fn retransmission_flow(s: &Server) {
     assert!(is_status(603)(&r), "{}: {r}", s.name);
 }
 
+/// `t_newtran` + `t_forward_nonack_uri`, and tmx `t_reply_callid` answering another
+/// transaction.
+fn nonack_and_reply_callid(s: &Server) {
+    let (uac, uas) = (client(), client());
+    let msg = request(
+        "MESSAGE",
+        &format!("sip:bob@127.0.0.1:{}", port(&uas)),
+        &uac,
+        &format!("nonack-{}", s.name),
+        "X-Nonack: 1\r\n",
+    );
+    send(&uac, s.port, &msg);
+    let m = recv_until(&uas, 2000, is_method("MESSAGE")).expect("forwarded statefully");
+    assert!(header(&m, "Via").is_some_and(|v| v.contains(&s.port.to_string())), "{}: {m}", s.name);
+    answer(&uas, s, &m, 202, "Accepted");
+    let r = recv_until(&uac, 2000, |_| true).expect("202 relayed");
+    assert!(is_status(202)(&r), "{}: {r}", s.name);
+    // An INVITE nobody answers, then answered from another request by Call-ID.
+    let callid = format!("byid-{}", s.name);
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    recv_until(&uac, 2000, is_status(100)).expect("100");
+    let c2 = client();
+    let m = request(
+        "MESSAGE",
+        &format!("sip:proxy@127.0.0.1:{}", s.port),
+        &c2,
+        &format!("replier-{}", s.name),
+        &format!("X-ReplyCallid: {callid}\r\n"),
+    );
+    let r = exchange(s, &c2, &m).expect("reply to MESSAGE");
+    assert!(status_line(&r).contains("200 Done"), "{}: {r}", s.name);
+    let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("486 by Call-ID");
+    assert!(status_line(&r).contains("486 Busy Elsewhere"), "{}: {r}", s.name);
+}
+
 fn bad_input(s: &Server) {
     let c = client();
     // A reply for a transaction that does not exist, with our branch format and others.
@@ -396,6 +432,7 @@ fn stateful_proxy_flows_on_ksr_and_kamailio() {
         cancel_flow(&s);
         retransmission_flow(&s);
         timeout_flow(&s);
+        nonack_and_reply_callid(&s);
         bad_input(&s);
         still_alive(&s);
     }

@@ -708,8 +708,9 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
             let Some(b) = tx.branches.get_mut(idx) else {
                 return true;
             };
+            let first_provisional = !b.provisional();
             b.code = code;
-            if invite {
+            if invite && (first_provisional || st(ctx).cfg.restart_fr_on_each_reply) {
                 b.fr_deadline = Instant::now() + fr_inv;
                 st(ctx).schedule(txid, Ev::Fr(idx), fr_inv);
             }
@@ -1286,4 +1287,40 @@ pub fn request_done(ctx: &mut Ctx) {
 pub fn release(ctx: &Ctx, t: &TxRef) {
     let id = t.lock().id;
     st(ctx).schedule(id, Ev::Delete, st(ctx).cfg.wait);
+}
+
+/// Forks the current request on its existing transaction (`t_forward_nonack*`).
+pub fn forward_existing(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
+    let Some(t) = ctx.tm.t.clone() else {
+        return -1;
+    };
+    {
+        let mut tx = t.lock();
+        tx.req = ctx.msg.clone();
+        tx.snap = Snapshot::take(ctx);
+        if ctx.tm.on_failure.is_some() {
+            tx.on_failure = ctx.tm.on_failure.clone();
+        }
+        if ctx.tm.on_reply.is_some() {
+            tx.on_reply = ctx.tm.on_reply.clone();
+        }
+    }
+    match fork(ctx, &t, hop.as_ref()) {
+        Ok(_) => 1,
+        Err(e) => {
+            crate::klog!(L_ERR, "tm", "t_forward_nonack: {e}");
+            e.code()
+        }
+    }
+}
+
+/// Finds a live transaction by Call-ID and CSeq number (tmx `t_reply_callid`).
+pub fn find_by_callid(ctx: &Ctx, callid: &[u8], cseq: &[u8]) -> Option<TxRef> {
+    st(ctx).find(|tx| {
+        tx.req.callid().is_some_and(|c| c[..] == *callid)
+            && tx
+                .req
+                .cseq()
+                .is_ok_and(|c| c.number.to_string().as_bytes() == cseq.trim_ascii())
+    })
 }

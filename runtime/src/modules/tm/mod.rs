@@ -18,7 +18,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 use trans::TxRef;
 use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
-use vm::pv::{PvClass, PvSpec};
+use vm::pv::PvSpec;
 use vm::{RouteKind, RouteMask, Value};
 
 pub use trans::TmState;
@@ -85,6 +85,15 @@ fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
         cfg.auto_inv_100_reason = Bytes::from(r);
     }
     cfg.failure_reply_mode = p.int("failure_reply_mode", 3);
+    if cfg.failure_reply_mode != 3 {
+        // Only the default (consider the replies of the new branches only after failure_route
+        // forks again) is implemented.
+        return Err(format!(
+            "failure_reply_mode {} is not supported (only 3)",
+            cfg.failure_reply_mode
+        ));
+    }
+    cfg.restart_fr_on_each_reply = p.int("restart_fr_on_each_reply", 1) != 0;
     cfg.faked_reply_prio = p.int("faked_reply_prio", 0) as i32;
     cfg.remap_503_500 = p.int("remap_503_500", 1) != 0;
     i.states.tm.cfg = cfg;
@@ -169,6 +178,26 @@ fn register(r: &mut Registrar<'_>) {
         },
     )
     .native("t_set_disable_internal_reply", RQ_F_R_B);
+    r.native("t_forward_nonack", &[S, I], RQ, |c, a| {
+        forward_nonack(c, &arg_bytes(a, 0), port_arg(a, 1), Proto::Udp)
+    });
+    r.native("t_forward_nonack_udp", &[S, I], RQ, |c, a| {
+        forward_nonack(c, &arg_bytes(a, 0), port_arg(a, 1), Proto::Udp)
+    });
+    r.native("t_forward_nonack_tcp", &[S, I], RQ, |c, a| {
+        forward_nonack(c, &arg_bytes(a, 0), port_arg(a, 1), Proto::Tcp)
+    });
+    r.native("t_forward_nonack_uri", &[], RQ, |c, _| {
+        if c.tm.t.is_none() {
+            crate::klog!(
+                L_ERR,
+                "tm",
+                "t_forward_nonack_uri: no transaction (call t_newtran first)"
+            );
+            return Value::Int(-1);
+        }
+        Value::Int(flow::forward_existing(c, None) as i64)
+    });
     r.kemi("tm", "t_release", &[], RetType::Int, |c, _| {
         match c.tm.t.take() {
             Some(t) => {
@@ -359,36 +388,6 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("t_check_status", RouteMask(1 | 2 | 4 | 128))
     .hints(&[ParamHint::Regex]);
-
-    // Pseudo-variables.
-    for (name, get) in [
-        ("T_req", pv_t_req as vm::pv::PvGetFn<Ctx>),
-        ("T_rpl", pv_t_rpl),
-    ] {
-        let id = r.pvs.add(PvClass {
-            name,
-            get,
-            set: None,
-            parse_name: Some(|s| Err(format!("'{s}' is not a pseudo-variable"))),
-            name_required: true,
-            takes_index: false,
-        });
-        r.pvs.set_dyn_name_parser(id, parse_inner_pv);
-    }
-    for (name, get) in [
-        ("T_reply_code", pv_reply_code as vm::pv::PvGetFn<Ctx>),
-        ("T_reply_reason", pv_reply_reason),
-        ("T_branch_idx", pv_branch_idx),
-    ] {
-        r.pvs.add(PvClass {
-            name,
-            get,
-            set: None,
-            parse_name: None,
-            name_required: false,
-            takes_index: false,
-        });
-    }
 }
 
 fn port_arg(a: &[Value], i: usize) -> Option<u16> {
@@ -403,6 +402,23 @@ fn relay_to(c: &mut Ctx, host: &[u8], port: Option<u16>, proto: Proto) -> Value 
             crate::klog!(L_ERR, "tm", "t_relay: bad destination: {e}");
             Value::Int(e.code() as i64)
         }
+    }
+}
+
+/// `t_forward_nonack*`: forwards statefully on the transaction `t_newtran` created (no
+/// transaction is created here, no 100 Trying is sent).
+fn forward_nonack(c: &mut Ctx, host: &[u8], port: Option<u16>, proto: Proto) -> Value {
+    if c.tm.t.is_none() {
+        crate::klog!(
+            L_ERR,
+            "tm",
+            "t_forward_nonack: no transaction (call t_newtran first)"
+        );
+        return Value::Int(-1);
+    }
+    match flow::hop_from(host, port, proto) {
+        Ok(h) => Value::Int(flow::forward_existing(c, Some(h)) as i64),
+        Err(e) => Value::Int(e.code() as i64),
     }
 }
 
@@ -619,7 +635,7 @@ fn t_check_status(c: &mut Ctx, re: &[u8]) -> Value {
     }
 }
 
-fn parse_inner_pv(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String> {
+pub fn parse_inner_pv(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String> {
     let t = s.trim();
     let (spec, used) = p.parse_spec_prefix(t).map_err(|e| e.message)?;
     if used != t.len() {
@@ -641,7 +657,7 @@ fn eval_with(c: &mut Ctx, spec: &PvSpec, msg: crate::sip::SipMsg) -> Value {
 }
 
 /// `$T_req(pv)`: `pv` evaluated on the transaction's request (in onreply_route).
-fn pv_t_req(c: &mut Ctx, spec: &PvSpec) -> Value {
+pub fn pv_t_req(c: &mut Ctx, spec: &PvSpec) -> Value {
     let Some(t) = c.tm.t.clone() else {
         return Value::Null;
     };
@@ -650,7 +666,7 @@ fn pv_t_req(c: &mut Ctx, spec: &PvSpec) -> Value {
 }
 
 /// `$T_rpl(pv)`: `pv` evaluated on the winning reply (in failure_route).
-fn pv_t_rpl(c: &mut Ctx, spec: &PvSpec) -> Value {
+pub fn pv_t_rpl(c: &mut Ctx, spec: &PvSpec) -> Value {
     let Some(t) = c.tm.t.clone() else {
         return Value::Null;
     };
@@ -666,7 +682,7 @@ fn pv_t_rpl(c: &mut Ctx, spec: &PvSpec) -> Value {
     }
 }
 
-fn pv_reply_code(c: &mut Ctx, _: &PvSpec) -> Value {
+pub fn pv_reply_code(c: &mut Ctx, _: &PvSpec) -> Value {
     match c.route {
         RouteKind::Failure => Value::Int(c.tm.reply_code as i64),
         RouteKind::TmOnReply | RouteKind::CoreOnReply => {
@@ -681,7 +697,7 @@ fn pv_reply_code(c: &mut Ctx, _: &PvSpec) -> Value {
     }
 }
 
-fn pv_reply_reason(c: &mut Ctx, _: &PvSpec) -> Value {
+pub fn pv_reply_reason(c: &mut Ctx, _: &PvSpec) -> Value {
     match c.route {
         RouteKind::Failure => {
             c.tm.reply_reason
@@ -699,7 +715,7 @@ fn pv_reply_reason(c: &mut Ctx, _: &PvSpec) -> Value {
     }
 }
 
-fn pv_branch_idx(c: &mut Ctx, _: &PvSpec) -> Value {
+pub fn pv_branch_idx(c: &mut Ctx, _: &PvSpec) -> Value {
     Value::Int(branch_index(c).max(0) as i64)
 }
 
@@ -727,4 +743,40 @@ fn rpc_stats(
         "freed": g(&s.freed),
         "delayed_free": 0,
     }))
+}
+
+/// `$T(name)`: transaction attributes (`id_index`/`id_label` identify it: ksr has one id).
+pub fn pv_t(c: &mut Ctx, spec: &PvSpec) -> Value {
+    let vm::pv::PvParam::Str(name) = &spec.param else {
+        return Value::Null;
+    };
+    let Some(t) = c.tm.t.clone() else {
+        return Value::Null;
+    };
+    match &name[..] {
+        b"id_index" => Value::Int(t.lock().id as i64 & 0x7fff_ffff),
+        b"id_label" => Value::Int(0),
+        b"reply_code" => pv_reply_code(c, spec),
+        b"reply_reason" => pv_reply_reason(c, spec),
+        b"branch_index" => Value::Int(branch_index(c).max(0) as i64),
+        b"reply_type" => {
+            let idx = c.tm.branch_idx.max(0) as usize;
+            let local = t.lock().branches.get(idx).is_some_and(|b| b.local);
+            Value::Int(if c.route == RouteKind::Failure && local {
+                1
+            } else {
+                0
+            })
+        }
+        _ => Value::Null,
+    }
+}
+
+/// Names `$T(...)` accepts.
+pub fn parse_t_name(s: &str) -> Result<vm::pv::PvParam, String> {
+    match s.trim() {
+        n @ ("id_index" | "id_label" | "reply_code" | "reply_reason" | "branch_index"
+        | "reply_type") => Ok(vm::pv::PvParam::Str(Bytes::copy_from_slice(n.as_bytes()))),
+        other => Err(format!("unknown $T attribute '{other}'")),
+    }
 }

@@ -39,6 +39,7 @@ pub struct TmCfg {
     pub remap_503_500: bool,
     pub failure_reply_mode: i64,
     pub faked_reply_prio: i32,
+    pub restart_fr_on_each_reply: bool,
 }
 
 impl Default for TmCfg {
@@ -54,6 +55,7 @@ impl Default for TmCfg {
             remap_503_500: true,
             failure_reply_mode: 3,
             faked_reply_prio: 0,
+            restart_fr_on_each_reply: true,
         }
     }
 }
@@ -375,6 +377,20 @@ impl TmState {
         {
             self.stats.freed.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// The first live transaction `f` accepts (a scan: for rare lookups such as
+    /// `t_reply_callid`).
+    pub fn find(&self, f: impl Fn(&Tx) -> bool) -> Option<TxRef> {
+        for s in &self.by_id {
+            let candidates: Vec<TxRef> = s.lock().values().cloned().collect();
+            for t in candidates {
+                if f(&t.lock()) {
+                    return Some(t);
+                }
+            }
+        }
+        None
     }
 
     pub fn current(&self) -> usize {

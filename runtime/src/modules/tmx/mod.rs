@@ -1,8 +1,8 @@
 //! Kamailio's `tmx` module: helpers over tm (route-type tests, `t_precheck_trans`,
 //! `t_flush_flags`).
 
-use super::core::actions::b;
-use super::{ModuleDef, Registrar};
+use super::core::actions::{arg_bytes, arg_int, b};
+use super::{ModuleDef, Registrar, tm};
 use crate::ctx::Ctx;
 use crate::sip::Method;
 use bytes::Bytes;
@@ -10,6 +10,8 @@ use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use vm::ksr::RetType;
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S};
+use vm::pv::PvClass;
 use vm::{RouteKind, RouteMask, Value};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -84,6 +86,43 @@ fn precheck(c: &mut Ctx) -> Value {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    // Pseudo-variables.
+    for (name, get) in [
+        ("T_req", tm::pv_t_req as vm::pv::PvGetFn<Ctx>),
+        ("T_rpl", tm::pv_t_rpl),
+    ] {
+        let id = r.pvs.add(PvClass {
+            name,
+            get,
+            set: None,
+            parse_name: Some(|s| Err(format!("'{s}' is not a pseudo-variable"))),
+            name_required: true,
+            takes_index: false,
+        });
+        r.pvs.set_dyn_name_parser(id, tm::parse_inner_pv);
+    }
+    for (name, get) in [
+        ("T_reply_code", tm::pv_reply_code as vm::pv::PvGetFn<Ctx>),
+        ("T_reply_reason", tm::pv_reply_reason),
+        ("T_branch_idx", tm::pv_branch_idx),
+    ] {
+        r.pvs.add(PvClass {
+            name,
+            get,
+            set: None,
+            parse_name: None,
+            name_required: false,
+            takes_index: false,
+        });
+    }
+    r.pvs.add(PvClass {
+        name: "T",
+        get: tm::pv_t,
+        set: None,
+        parse_name: Some(tm::parse_t_name),
+        name_required: true,
+        takes_index: false,
+    });
     r.hooks.request_post.push(request_done);
     r.kemi("tmx", "t_precheck_trans", &[], RetType::Int, |c, _| {
         precheck(c)
@@ -105,6 +144,34 @@ fn register(r: &mut Registrar<'_>) {
         b(c.route == RouteKind::TmOnReply)
     })
     .native("t_is_reply_route", RouteMask::ANY);
+    r.kemi(
+        "tmx",
+        "t_reply_callid",
+        &[S, S, I, S],
+        RetType::Int,
+        |c, a| {
+            let code = arg_int(a, 2);
+            if !(100..=699).contains(&code) {
+                return Value::Int(-1);
+            }
+            match tm::flow::find_by_callid(c, &arg_bytes(a, 0), &arg_bytes(a, 1)) {
+                Some(t) => {
+                    Value::Int(
+                        tm::flow::reply_on(c, &t, code as u16, &arg_bytes(a, 3), false) as i64,
+                    )
+                }
+                None => {
+                    crate::klog!(
+                        crate::log::L_DBG,
+                        "tmx",
+                        "t_reply_callid: no such transaction"
+                    );
+                    Value::Int(-1)
+                }
+            }
+        },
+    )
+    .native("t_reply_callid", RouteMask::ANY);
     r.kemi("tmx", "t_flush_flags", &[], RetType::Int, |c, _| {
         match c.tm.t.clone() {
             Some(t) => {
