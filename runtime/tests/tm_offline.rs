@@ -16,6 +16,7 @@ listen=tcp:127.0.0.1:5060
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "tm.so"
+loadmodule "tmx.so"
 loadmodule "rr.so"
 loadmodule "siputils.so"
 loadmodule "textops.so"
@@ -41,7 +42,17 @@ request_route {
     }
     record_route();
     add_rr_param(";nat=yes");
+    t_on_branch_failure("BF");
+    t_on_failure("F");
     t_relay();
+}
+event_route[tm:branch-failure:BF] {
+    $shv(bf) = $T_reply_code;
+}
+failure_route[F] {
+    if ($T_reply_code == 486) {
+        t_reply("499", "bf $shv(bf)");
+    }
 }
 "#;
 
@@ -172,6 +183,33 @@ fn loose_route_return_codes_and_route_handling() {
     let out = sent(&h);
     assert!(
         out.iter().any(|(_, m)| m.starts_with("SIP/2.0 299 rc -3")),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn branch_failure_route_sees_the_negative_reply() {
+    let mut h = harness();
+    h.feed(req("INVITE sip:bob@10.0.0.2:5070", "", false), src());
+    let out = sent(&h);
+    let inv = &out.iter().find(|(a, _)| a.port() == 5070).expect("relayed").1;
+    let via = inv
+        .split("\r\n")
+        .filter(|l| l.starts_with("Via:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let reply = format!(
+        "SIP/2.0 486 Busy Here\r\n{via}\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=x\r\nCall-ID: off-0\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+    );
+    h.feed(Bytes::from(reply), "10.0.0.2:5070".parse().unwrap());
+    let out = sent(&h);
+    assert!(
+        out.iter().any(|(a, m)| a.port() == 5070 && m.starts_with("ACK ")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|(a, m)| a.port() == 5999 && m.starts_with("SIP/2.0 499 bf 486")),
         "{out:?}"
     );
 }

@@ -685,7 +685,7 @@ pub fn pv_t_rpl(c: &mut Ctx, spec: &PvSpec) -> Value {
 pub fn pv_reply_code(c: &mut Ctx, _: &PvSpec) -> Value {
     match c.route {
         RouteKind::Failure => Value::Int(c.tm.reply_code as i64),
-        RouteKind::TmOnReply | RouteKind::CoreOnReply => {
+        RouteKind::TmOnReply | RouteKind::CoreOnReply | RouteKind::BranchFailure => {
             Value::Int(c.msg.status().map(i64::from).unwrap_or(0))
         }
         _ => Value::Int(
