@@ -361,7 +361,11 @@ fn nonack_and_reply_callid(s: &Server) {
     );
     send(&uac, s.port, &msg);
     let m = recv_until(&uas, 2000, is_method("MESSAGE")).expect("forwarded statefully");
-    assert!(header(&m, "Via").is_some_and(|v| v.contains(&s.port.to_string())), "{}: {m}", s.name);
+    assert!(
+        header(&m, "Via").is_some_and(|v| v.contains(&s.port.to_string())),
+        "{}: {m}",
+        s.name
+    );
     answer(&uas, s, &m, 202, "Accepted");
     let r = recv_until(&uac, 2000, |_| true).expect("202 relayed");
     assert!(is_status(202)(&r), "{}: {r}", s.name);
@@ -381,7 +385,11 @@ fn nonack_and_reply_callid(s: &Server) {
     let r = exchange(s, &c2, &m).expect("reply to MESSAGE");
     assert!(status_line(&r).contains("200 Done"), "{}: {r}", s.name);
     let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("486 by Call-ID");
-    assert!(status_line(&r).contains("486 Busy Elsewhere"), "{}: {r}", s.name);
+    assert!(
+        status_line(&r).contains("486 Busy Elsewhere"),
+        "{}: {r}",
+        s.name
+    );
 }
 
 fn bad_input(s: &Server) {
@@ -493,8 +501,8 @@ fn check_reports_missing_tm_routes() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Many calls with real SIP stacks on both sides: sipp's built-in UAC (INVITE, ACK, BYE
-/// along the route set) and UAS through the proxy, on ksr and on Kamailio.
+/// Many calls with real SIP stacks on both sides: sipp's built-in UAC and a UAS
+/// (`tests/sipp/uas_rr.xml`) through the proxy, over UDP and TCP, on ksr and on Kamailio.
 #[test]
 fn sipp_calls_through_the_stateful_proxy() {
     if std::process::Command::new("sipp")
@@ -521,31 +529,45 @@ fn sipp_calls_through_the_stateful_proxy() {
         let _ = std::fs::create_dir_all(&dir);
         let mut uas = std::process::Command::new("sipp")
             .current_dir(&dir)
-            .args(["-sn", "uas", "-i", "127.0.0.1", "-p", &uas_port.to_string()])
+            .arg("-sf")
+            .arg(root().join("tests/sipp/uas_rr.xml"))
+            .args(["-i", "127.0.0.1", "-p", &uas_port.to_string()])
             .args(["-m", "20", "-timeout", "30s", "-nostdin"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("start sipp uas");
-        let out = std::process::Command::new("sipp")
-            .current_dir(&dir)
-            .arg(format!("127.0.0.1:{}", s.port))
-            .args(["-sn", "uac", "-s", "sippuas", "-i", "127.0.0.1"])
-            .args(["-p", &free_port().to_string()])
-            .args([
-                "-m", "20", "-r", "10", "-d", "100", "-timeout", "30s", "-nostdin",
-            ])
-            .output()
-            .expect("run sipp uac");
+        // Over UDP, then over TCP to the proxy (UDP to the UAS: double Record-Route).
+        for transport in ["u1", "t1"] {
+            let out = std::process::Command::new("sipp")
+                .current_dir(&dir)
+                .arg(format!("127.0.0.1:{}", s.port))
+                .args([
+                    "-sn",
+                    "uac",
+                    "-s",
+                    "sippuas",
+                    "-i",
+                    "127.0.0.1",
+                    "-t",
+                    transport,
+                ])
+                .args(["-p", &free_port().to_string()])
+                .args([
+                    "-m", "10", "-r", "10", "-d", "100", "-timeout", "30s", "-nostdin",
+                ])
+                .output()
+                .expect("run sipp uac");
+            assert!(
+                out.status.success(),
+                "{} over {transport}: sipp uac failed:\n{}{}",
+                s.name,
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         let _ = uas.kill();
         let _ = uas.wait();
-        assert!(
-            out.status.success(),
-            "{}: sipp uac failed:\n{}{}",
-            s.name,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -192,7 +192,11 @@ fn branch_failure_route_sees_the_negative_reply() {
     let mut h = harness();
     h.feed(req("INVITE sip:bob@10.0.0.2:5070", "", false), src());
     let out = sent(&h);
-    let inv = &out.iter().find(|(a, _)| a.port() == 5070).expect("relayed").1;
+    let inv = &out
+        .iter()
+        .find(|(a, _)| a.port() == 5070)
+        .expect("relayed")
+        .1;
     let via = inv
         .split("\r\n")
         .filter(|l| l.starts_with("Via:"))
@@ -204,7 +208,8 @@ fn branch_failure_route_sees_the_negative_reply() {
     h.feed(Bytes::from(reply), "10.0.0.2:5070".parse().unwrap());
     let out = sent(&h);
     assert!(
-        out.iter().any(|(a, m)| a.port() == 5070 && m.starts_with("ACK ")),
+        out.iter()
+            .any(|(a, m)| a.port() == 5070 && m.starts_with("ACK ")),
         "{out:?}"
     );
     assert!(
