@@ -72,6 +72,15 @@ function ksr_failure_manage()
 		return 1
 	end
 	local code = KSR.pv.get("$T_reply_code")
+	if code == 408 then
+		if KSR.tm.t_branch_timeout() > 0 and KSR.tm.t_branch_replied() < 0
+				and KSR.tm.t_any_timeout() > 0 and KSR.tm.t_any_replied() < 0 then
+			KSR.tm.t_reply(408, "Timeout Checked")
+		else
+			KSR.tm.t_reply(408, "Timeout Unexpected")
+		end
+		return 1
+	end
 	local alt = KSR.pv.get("$hdr(X-Alt)")
 	if code == 486 and alt ~= nil then
 		KSR.pv.sets("$ru", alt)
