@@ -912,13 +912,18 @@ fn restore(ctx: &mut Ctx, t: &TxRef) {
 fn run_failure(ctx: &mut Ctx, t: &TxRef, best: usize, name: &[u8]) -> usize {
     let (code, reason, timed_out, before) = {
         let tx = t.lock();
-        let b = &tx.branches[best.min(tx.branches.len().saturating_sub(1))];
-        let reason = b
-            .reply
-            .as_ref()
-            .and_then(|r| r.reason().cloned())
-            .unwrap_or_else(|| Bytes::from_static(local_reason(b.code)));
-        (b.code, reason, b.timed_out, tx.branches.len())
+        let (code, reason, timed_out) = match tx.branches.get(best) {
+            Some(b) => (
+                b.code,
+                b.reply
+                    .as_ref()
+                    .and_then(|r| r.reason().cloned())
+                    .unwrap_or_else(|| Bytes::from_static(local_reason(b.code))),
+                b.timed_out,
+            ),
+            None => (500, Bytes::from_static(local_reason(500)), false),
+        };
+        (code, reason, timed_out, tx.branches.len())
     };
     restore(ctx, t);
     ctx.tm.reply_code = code as i32;
@@ -1323,4 +1328,42 @@ pub fn find_by_callid(ctx: &Ctx, callid: &[u8], cseq: &[u8]) -> Option<TxRef> {
                 .cseq()
                 .is_ok_and(|c| c.number.to_string().as_bytes() == cseq.trim_ascii())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proxy_strings_parse_like_kamailio_and_never_panic() {
+        let h = parse_proxy(b"tcp:10.0.0.1:5080").unwrap();
+        assert_eq!(
+            (h.proto, h.host.as_str(), h.port),
+            (Proto::Tcp, "10.0.0.1", Some(5080))
+        );
+        let h = parse_proxy(b"example.com").unwrap();
+        assert_eq!(
+            (h.proto, h.host.as_str(), h.port),
+            (Proto::Udp, "example.com", None)
+        );
+        let h = parse_proxy(b"udp:[::1]:5070").unwrap();
+        assert_eq!((h.host.as_str(), h.port), ("::1", Some(5070)));
+        assert!(parse_proxy(b"").is_err());
+        for s in [
+            "[",
+            "]",
+            "[]",
+            "tcp:",
+            ":",
+            "udp:[",
+            "[::1",
+            "é:[é]:é",
+            "tcp:[]:",
+        ] {
+            let _ = parse_proxy(s.as_bytes());
+        }
+        assert!(hop_from(b"", None, Proto::Udp).is_err());
+        let h = hop_from(b"sip:x@10.0.0.2;transport=tcp", Some(5099), Proto::Udp).unwrap();
+        assert_eq!((h.proto, h.port), (Proto::Tcp, Some(5099)));
+    }
 }
