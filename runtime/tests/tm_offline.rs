@@ -57,6 +57,10 @@ failure_route[F] {
 "#;
 
 fn harness() -> Harness {
+    harness_with_hook(None)
+}
+
+fn harness_with_hook(hook: Option<fn(&mut runtime::Ctx, u16)>) -> Harness {
     let dir = std::env::temp_dir().join(format!("ksr-tm-offline-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -65,7 +69,10 @@ fn harness() -> Harness {
     std::fs::write(&path, CFG).expect("write cfg");
     let r = parse_file(&path, &Options::default()).expect("read cfg");
     let config = r.config.expect("parsed");
-    let setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
+    let mut setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
+    if let Some(h) = hook {
+        setup.hooks.tm_completed.push(h);
+    }
     let program = compiler::lower::compile(&config, &setup.table, &setup.pvs)
         .unwrap_or_else(|_| panic!("compile"));
     let factory = NativeFactory {
@@ -187,9 +194,19 @@ fn loose_route_return_codes_and_route_handling() {
     );
 }
 
+static COMPLETED: std::sync::Mutex<Vec<(u16, String, u64)>> = std::sync::Mutex::new(Vec::new());
+
+/// What acc would see: the final code with the request context restored.
+fn on_completed(ctx: &mut runtime::Ctx, code: u16) {
+    let method = String::from_utf8_lossy(&ctx.msg.method_raw()).into_owned();
+    if let Ok(mut v) = COMPLETED.lock() {
+        v.push((code, method, ctx.flags));
+    }
+}
+
 #[test]
 fn branch_failure_route_sees_the_negative_reply() {
-    let mut h = harness();
+    let mut h = harness_with_hook(Some(on_completed));
     h.feed(req("INVITE sip:bob@10.0.0.2:5070", "", false), src());
     let out = sent(&h);
     let inv = &out
@@ -217,6 +234,36 @@ fn branch_failure_route_sees_the_negative_reply() {
             .any(|(a, m)| a.port() == 5999 && m.starts_with("SIP/2.0 499 bf 486")),
         "{out:?}"
     );
+    // The completion hook ran once, on the INVITE, with the final code sent upstream.
+    let done = COMPLETED.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(done.len(), 1, "{done:?}");
+    assert_eq!((done[0].0, done[0].1.as_str()), (499, "INVITE"));
+    // A relayed 2xx: the hook runs in the reply's worker with the request restored.
+    h.feed(req("MESSAGE sip:bob@10.0.0.2:5070", "", false), src());
+    let out = sent(&h);
+    let m = &out
+        .iter()
+        .find(|(a, _)| a.port() == 5070)
+        .expect("relayed")
+        .1;
+    let via = m
+        .split("\r\n")
+        .filter(|l| l.starts_with("Via:"))
+        .collect::<Vec<_>>()
+        .join("\r\n");
+    let reply = format!(
+        "SIP/2.0 200 OK\r\n{via}\r\nFrom: <sip:alice@127.0.0.1>;tag=a1\r\nTo: <sip:bob@127.0.0.1>;tag=x\r\nCall-ID: off-0\r\nCSeq: 1 MESSAGE\r\nContent-Length: 0\r\n\r\n"
+    );
+    h.feed(Bytes::from(reply), "10.0.0.2:5070".parse().unwrap());
+    let out = sent(&h);
+    assert!(
+        out.iter()
+            .any(|(a, m)| a.port() == 5999 && m.starts_with("SIP/2.0 200 OK")),
+        "{out:?}"
+    );
+    let done = COMPLETED.lock().map(|v| v.clone()).unwrap_or_default();
+    assert_eq!(done.len(), 2, "{done:?}");
+    assert_eq!((done[1].0, done[1].1.as_str()), (200, "MESSAGE"));
 }
 
 #[test]
