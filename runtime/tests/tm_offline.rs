@@ -175,6 +175,23 @@ fn loose_route_return_codes_and_route_handling() {
     assert_eq!(to.to_string(), "10.0.0.6:5060");
     assert!(m.starts_with("BYE sip:10.0.0.6 "), "{m}");
     assert!(m.contains("Route: <sip:bob@10.0.0.9>\r\n"), "{m}");
+    assert_eq!(m.matches("Route:").count(), 1, "{m}");
+    // Double Record-Route: both of our entries go.
+    h.feed(
+        req(
+            "BYE sip:bob@10.0.0.9",
+            "Route: <sip:127.0.0.1;transport=tcp;r2=on;lr>,<sip:127.0.0.1;r2=on;lr>\r\nRoute: <sip:10.0.0.7;lr>\r\n",
+            true,
+        ),
+        src(),
+    );
+    let out = sent(&h);
+    let (to, m) = out.first().expect("relayed");
+    assert_eq!(to.to_string(), "10.0.0.7:5060");
+    assert!(
+        !m.contains("r2=on") && m.contains("Route: <sip:10.0.0.7;lr>\r\n"),
+        "{m}"
+    );
     // No Route: -1. Preloaded Route to us only: removed, -3.
     h.feed(req("BYE sip:bob@10.0.0.9", "", true), src());
     let out = sent(&h);

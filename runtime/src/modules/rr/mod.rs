@@ -369,43 +369,64 @@ pub fn outbound_edits(c: &Ctx, out: &Listener) -> Vec<Edit> {
     ]
 }
 
-/// The edit removing one name-addr of a (possibly multi-valued) Route header.
-fn remove_addr(msg: &SipMsg, na: &NameAddr) -> Option<Edit> {
+/// Index of the Route header holding `na` and its byte span in the message.
+fn locate(msg: &SipMsg, na: &NameAddr) -> Option<(usize, usize, usize)> {
     let off = msg.offset_of(&na.raw)?;
-    let end = off + na.raw.len();
-    let h = msg
+    let hi = msg
         .headers()
         .iter()
-        .find(|h| h.kind == HdrKind::Route && h.start <= off && off < h.end)?;
-    let vs = msg.offset_of(&h.value).unwrap_or(h.value_start);
-    let ve = vs + h.value.len();
-    let buf = msg.buf();
-    let only = buf
-        .get(vs..off)
-        .is_some_and(|s| s.iter().all(|b| b.is_ascii_whitespace()))
-        && buf
-            .get(end..ve)
-            .is_some_and(|s| s.iter().all(|b| b.is_ascii_whitespace()));
-    if only {
-        return Some(Edit::replace(h.start, h.end, Bytes::new()));
-    }
-    // Remove up to and including the following comma, or the preceding one when last.
-    if let Some(rel) = buf
-        .get(end..ve)
-        .and_then(|s| s.iter().position(|b| *b == b','))
-    {
-        let mut e = end + rel + 1;
-        while matches!(buf.get(e), Some(b' ' | b'\t')) {
-            e += 1;
+        .position(|h| h.kind == HdrKind::Route && h.start <= off && off < h.end)?;
+    Some((hi, off, off + na.raw.len()))
+}
+
+/// Edits removing the consecutive Route entries `first..=last` of `routes`: a whole header
+/// line when all of its entries go, else the entries with the commas between them.
+fn remove_run(msg: &SipMsg, routes: &[NameAddr], first: usize, last: usize) -> Vec<Edit> {
+    let located: Vec<Option<(usize, usize, usize)>> =
+        routes.iter().map(|r| locate(msg, r)).collect();
+    let mut edits = Vec::new();
+    let mut i = first;
+    while i <= last {
+        let Some(Some((hi, start, _))) = located.get(i).copied() else {
+            i += 1;
+            continue;
+        };
+        // The run inside header `hi`.
+        let mut j = i;
+        while j < last && matches!(located.get(j + 1), Some(Some((h, _, _))) if *h == hi) {
+            j += 1;
         }
-        return Some(Edit::replace(off, e, Bytes::new()));
+        let end = located
+            .get(j)
+            .copied()
+            .flatten()
+            .map(|l| l.2)
+            .unwrap_or(start);
+        let in_hdr = |k: usize| matches!(located.get(k), Some(Some((h, _, _))) if *h == hi);
+        let before = i > 0 && in_hdr(i - 1);
+        let after = in_hdr(j + 1);
+        let edit = match (before, after) {
+            (false, false) => msg
+                .headers()
+                .get(hi)
+                .map(|h| Edit::replace(h.start, h.end, Bytes::new())),
+            // Up to the next kept entry.
+            (_, true) => located
+                .get(j + 1)
+                .copied()
+                .flatten()
+                .map(|n| Edit::replace(start, n.1, Bytes::new())),
+            // From the end of the previous kept entry.
+            (true, false) => located
+                .get(i - 1)
+                .copied()
+                .flatten()
+                .map(|p| Edit::replace(p.2, end, Bytes::new())),
+        };
+        edits.extend(edit);
+        i = j + 1;
     }
-    let start = buf
-        .get(vs..off)
-        .and_then(|s| s.iter().rposition(|b| *b == b','))
-        .map(|p| vs + p)
-        .unwrap_or(off);
-    Some(Edit::replace(start, end, Bytes::new()))
+    edits
 }
 
 fn is_strict(na: &NameAddr) -> bool {
@@ -439,8 +460,8 @@ pub fn loose_route(c: &mut Ctx, loose_only: bool) -> i32 {
     }
 }
 
-fn remove(c: &mut Ctx, na: &NameAddr) {
-    if let Some(e) = remove_addr(&c.msg, na) {
+fn remove(c: &mut Ctx, routes: &[NameAddr], first: usize, last: usize) {
+    for e in remove_run(&c.msg, routes, first, last) {
         c.msg.add_edit(e);
     }
 }
@@ -449,27 +470,22 @@ fn after_loose(c: &mut Ctx, routes: &[NameAddr], preloaded: bool) -> i32 {
     let Some(first) = routes.first() else {
         return -1;
     };
-    let mut i = 0;
+    // Number of our own entries at the top (two with double Record-Route).
+    let mut own = 0;
     c.rr.routed_params = None;
     if uri_is_myself(c, &first.uri_raw) {
         c.rr.routed_params = Some(first.uri.params_raw.clone());
-        remove(c, first);
-        i = 1;
-        let done = if preloaded { -3 } else { 1 };
-        if routes.len() == 1 {
-            return done;
-        }
-        if c.core.m.rr.double_rr && has_r2(first) {
-            if let Some(second) = routes.get(1) {
-                remove(c, second);
-            }
-            i = 2;
-            if routes.len() == 2 {
-                return done;
-            }
+        own = if c.core.m.rr.double_rr && has_r2(first) && routes.len() > 1 {
+            2
+        } else {
+            1
+        };
+        if routes.len() <= own {
+            remove(c, routes, 0, own - 1);
+            return if preloaded { -3 } else { 1 };
         }
     }
-    let Some(next) = routes.get(i) else {
+    let Some(next) = routes.get(own) else {
         return -1;
     };
     if is_strict(next) {
@@ -493,23 +509,27 @@ fn after_loose(c: &mut Ctx, routes: &[NameAddr], preloaded: bool) -> i32 {
             c.msg.insert_header_after(k, Bytes::from(line));
         }
         c.msg.set_ruri(next.uri_raw.clone());
-        remove(c, next);
+        remove(c, routes, 0, own);
     } else {
         c.dst_uri = Some(next.uri_raw.clone());
+        if own > 0 {
+            remove(c, routes, 0, own - 1);
+        }
     }
     1
 }
 
 fn after_strict(c: &mut Ctx, routes: &[NameAddr]) -> i32 {
+    // Our second (double-RR) entry may come first; it is removed with what follows.
     let mut i = 0;
     if let Some(first) = routes.first()
         && c.core.m.rr.double_rr
         && has_r2(first)
         && uri_is_myself(c, &first.uri_raw)
     {
-        remove(c, first);
         i = 1;
         if routes.len() == 1 {
+            remove(c, routes, 0, 0);
             return -1;
         }
     }
@@ -519,18 +539,22 @@ fn after_strict(c: &mut Ctx, routes: &[NameAddr]) -> i32 {
     };
     if is_strict(next) {
         c.msg.set_ruri(next.uri_raw.clone());
-        remove(c, next);
+        remove(c, routes, 0, i);
     } else {
-        c.dst_uri = Some(next.uri_raw.clone());
         // Recover from the previous strict router: the last Route is the real target.
+        let n = routes.len() - 1;
+        if n == i {
+            return -1;
+        }
+        c.dst_uri = Some(next.uri_raw.clone());
+        if i == 1 {
+            remove(c, routes, 0, 0);
+        }
         let Some(last) = routes.last() else {
             return -1;
         };
-        if std::ptr::eq(last, next) && routes.len() == i + 1 {
-            return -1;
-        }
         c.msg.set_ruri(last.uri_raw.clone());
-        remove(c, last);
+        remove(c, routes, n, n);
     }
     1
 }
