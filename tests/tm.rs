@@ -201,9 +201,18 @@ fn call_flow(s: &Server) {
 fn serial_fork(s: &Server) {
     let (uac, uas1, uas2) = (client(), client(), client());
     let callid = format!("fork-{}", s.name);
-    let alt = format!("X-Alt: sip:carol@127.0.0.1:{}\r\n", port(&uas2));
+    let alt = format!(
+        "X-Alt: sip:carol@127.0.0.1:{}\r\nX-NatTest: 1\r\n",
+        port(&uas2)
+    );
     send(&uac, s.port, &invite(&uac, &callid, &uas1, &alt));
     let inv = recv_until(&uas1, 2000, is_method("INVITE")).expect("first INVITE");
+    assert_eq!(
+        header(&inv, "Record-Route"),
+        Some(format!("<sip:127.0.0.1:{};lr;ftag=a1;nat=yes>", s.port).as_str()),
+        "{}: {inv}",
+        s.name
+    );
     answer(&uas1, s, &inv, 486, "Busy Here");
     let ack = recv_until(&uas1, 2000, is_method("ACK")).expect("hop-by-hop ACK for 486");
     assert!(ack.contains("CSeq: 1 ACK"), "{}: {ack}", s.name);

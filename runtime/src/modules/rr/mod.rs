@@ -15,11 +15,14 @@ use vm::pv::{PvClass, PvSpec};
 use vm::{RouteMask, Value};
 
 /// Edit orders at the start of the headers: the outbound Record-Route of a double RR goes
-/// first, then ours in three parts so that `add_rr_param` can add to it later.
+/// first, then ours in parts (`<sip:host`, the `;r2=on` a double RR adds at send time,
+/// `;lr;ftag=..`, parameters, `>`), so that later additions land where Kamailio puts them.
 const ORD_RR_OUT: u8 = 8;
 const ORD_RR_HEAD: u8 = 11;
-const ORD_RR_PARAM: u8 = 12;
-const ORD_RR_TAIL: u8 = 13;
+const ORD_RR_R2: u8 = 12;
+const ORD_RR_LR: u8 = 13;
+const ORD_RR_PARAM: u8 = 14;
+const ORD_RR_TAIL: u8 = 15;
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "rr",
@@ -99,19 +102,27 @@ fn register(r: &mut Registrar<'_>) {
         "record_route_preset_one",
         &[S],
         RetType::Int,
-        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), None) as i64),
+        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), None, false) as i64),
     );
     r.kemi(
         "rr",
         "record_route_preset",
         &[S, S],
         RetType::Int,
-        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1))) as i64),
+        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1)), false) as i64),
     )
     .native("record_route_preset", RR_ROUTES);
     r.native("record_route_preset", &[S], RR_ROUTES, |c, a| {
-        Value::Int(preset(c, &arg_bytes(a, 0), None) as i64)
+        Value::Int(preset(c, &arg_bytes(a, 0), None, false) as i64)
     });
+    r.kemi(
+        "rr",
+        "record_route_advertised_address",
+        &[S],
+        RetType::Int,
+        |c, a| Value::Int(preset(c, &arg_bytes(a, 0), None, true) as i64),
+    )
+    .native("record_route_advertised_address", RR_ROUTES);
     r.kemi("rr", "add_rr_param", &[S], RetType::Int, |c, a| {
         Value::Int(add_rr_param(c, arg_bytes(a, 0)) as i64)
     })
@@ -254,14 +265,16 @@ pub fn record_route(c: &mut Ctx, params: Option<Bytes>) -> i32 {
     let Some(l) = c.core.listeners.get(c.rcv.listener).cloned() else {
         return -1;
     };
-    let mut head = format!("Record-Route: <{}{}", listener_uri(c, &l), lr_text(c)).into_bytes();
+    let head = format!("Record-Route: <{}", listener_uri(c, &l)).into_bytes();
+    let mut lr = lr_text(c).as_bytes().to_vec();
     if let Some(t) = ftag(c) {
-        head.extend_from_slice(b";ftag=");
-        head.extend_from_slice(&t);
+        lr.extend_from_slice(b";ftag=");
+        lr.extend_from_slice(&t);
     }
     let at = c.msg.headers_start();
     c.msg
         .add_edit(Edit::insert(at, Bytes::from(head), ORD_RR_HEAD));
+    c.msg.add_edit(Edit::insert(at, Bytes::from(lr), ORD_RR_LR));
     let mut all = Vec::new();
     if let Some(p) = params.filter(|p| !p.is_empty()) {
         all.push(norm_param(&p));
@@ -277,43 +290,55 @@ pub fn record_route(c: &mut Ctx, params: Option<Bytes>) -> i32 {
     1
 }
 
-/// `record_route_preset(s1[, s2])`: the given address(es) instead of the socket's.
-fn preset(c: &mut Ctx, first: &[u8], second: Option<&[u8]>) -> i32 {
+/// `record_route_preset(s1[, s2])`: the given address(es) instead of the socket's;
+/// `record_route_advertised_address(addr)` (`with_ftag_user`): the same with the
+/// `add_username` user part.
+fn preset(c: &mut Ctx, first: &[u8], second: Option<&[u8]>, advertised: bool) -> i32 {
     if c.rr.added {
         return -1;
     }
     let at = c.msg.headers_start();
     let tag = ftag(c);
     let lr = lr_text(c);
-    let mut mk = |addr: &[u8]| {
+    let user = if advertised && c.core.m.rr.add_username {
+        c.msg
+            .parsed_ruri()
+            .ok()
+            .filter(|u| !u.user.is_empty())
+            .map(|u| u.user.clone())
+    } else {
+        None
+    };
+    // Kamailio's preset order: address, ftag, parameters, then `;lr`.
+    let mk = |addr: &[u8]| {
         let mut h = b"Record-Route: <sip:".to_vec();
+        if let Some(u) = &user {
+            h.extend_from_slice(u);
+            h.push(b'@');
+        }
         h.extend_from_slice(addr);
-        h.extend_from_slice(lr.as_bytes());
         if let Some(t) = &tag {
             h.extend_from_slice(b";ftag=");
             h.extend_from_slice(t);
         }
         h
     };
-    let mut h1 = mk(first);
-    let h2 = second.map(&mut mk);
-    if let Some(mut h2) = h2 {
+    if let Some(second) = second {
+        let mut h1 = mk(first);
+        h1.extend_from_slice(lr.as_bytes());
         h1.extend_from_slice(b">\r\n");
-        c.msg
-            .add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_OUT));
-        h2.truncate(h2.len());
-        c.msg
-            .add_edit(Edit::insert(at, Bytes::from(h2), ORD_RR_HEAD));
+        c.msg.add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_OUT));
+        c.msg.add_edit(Edit::insert(at, Bytes::from(mk(second)), ORD_RR_HEAD));
     } else {
-        c.msg
-            .add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_HEAD));
+        c.msg.add_edit(Edit::insert(at, Bytes::from(mk(first)), ORD_RR_HEAD));
     }
     for p in std::mem::take(&mut c.rr.pending) {
         c.msg.add_edit(Edit::insert(at, p.clone(), ORD_RR_PARAM));
         c.rr.params.push(p);
     }
-    c.msg
-        .add_edit(Edit::insert(at, Bytes::from_static(b">\r\n"), ORD_RR_TAIL));
+    let mut tail = lr.as_bytes().to_vec();
+    tail.extend_from_slice(b">\r\n");
+    c.msg.add_edit(Edit::insert(at, Bytes::from(tail), ORD_RR_TAIL));
     c.rr.added = true;
     c.rr.preset = true;
     1
@@ -365,7 +390,7 @@ pub fn outbound_edits(c: &Ctx, out: &Listener) -> Vec<Edit> {
     h.extend_from_slice(b">\r\n");
     vec![
         Edit::insert(at, Bytes::from(h), ORD_RR_OUT),
-        Edit::insert(at, Bytes::from_static(b";r2=on"), ORD_RR_PARAM),
+        Edit::insert(at, Bytes::from_static(b";r2=on"), ORD_RR_R2),
     ]
 }
 
