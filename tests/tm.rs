@@ -401,6 +401,66 @@ fn nonack_and_reply_callid(s: &Server) {
     );
 }
 
+/// UDP in, TCP out: two Record-Route headers (outbound first), each with `r2=on`.
+fn double_rr_over_tcp(s: &Server) {
+    use std::io::{Read, Write};
+    let uac = client();
+    let Ok(listener) = std::net::TcpListener::bind("127.0.0.1:0") else {
+        return;
+    };
+    let tport = listener.local_addr().map(|a| a.port()).unwrap_or(0);
+    let callid = format!("tcp-{}", s.name);
+    let ruri = format!("sip:bob@127.0.0.1:{tport};transport=tcp");
+    let msg = request("INVITE", &ruri, &uac, &callid, "");
+    send(&uac, s.port, &msg);
+    // Bounded wait for the proxy's connection.
+    let _ = listener.set_nonblocking(true);
+    let mut accepted = None;
+    for _ in 0..200 {
+        if let Ok((c, _)) = listener.accept() {
+            accepted = Some(c);
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let mut conn = accepted.expect("proxy connects over TCP");
+    let _ = conn.set_nonblocking(false);
+    let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(2000)));
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    for _ in 0..50 {
+        if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+            break;
+        }
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    let inv = String::from_utf8_lossy(&buf).into_owned();
+    let rrs: Vec<&str> = inv
+        .split("\r\n")
+        .filter(|l| l.starts_with("Record-Route:"))
+        .collect();
+    assert_eq!(
+        rrs,
+        vec![
+            format!(
+                "Record-Route: <sip:127.0.0.1:{};transport=tcp;r2=on;lr;ftag=a1>",
+                s.port
+            ),
+            format!("Record-Route: <sip:127.0.0.1:{};r2=on;lr;ftag=a1>", s.port),
+        ],
+        "{}: {inv}",
+        s.name
+    );
+    let uas = client();
+    let reply = reply_to(&inv, 486, "Busy Here", &uas);
+    let _ = conn.write_all(reply.as_bytes());
+    let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("486 relayed");
+    assert!(is_status(486)(&r), "{}: {r}", s.name);
+}
+
 fn bad_input(s: &Server) {
     let c = client();
     // A reply for a transaction that does not exist, with our branch format and others.
@@ -450,6 +510,7 @@ fn stateful_proxy_flows_on_ksr_and_kamailio() {
         retransmission_flow(&s);
         timeout_flow(&s);
         nonack_and_reply_callid(&s);
+        double_rr_over_tcp(&s);
         bad_input(&s);
         still_alive(&s);
     }

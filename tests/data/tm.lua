@@ -42,6 +42,9 @@ function ksr_request_route()
 	KSR.hdr.remove("Route")
 	if KSR.is_INVITE() then
 		KSR.rr.record_route()
+		if KSR.pv.get("$hdr(X-NatTest)") ~= nil then
+			KSR.rr.add_rr_param(";nat=yes")
+		end
 	end
 	if KSR.tm.t_is_set("failure_route") < 0 then
 		KSR.tm.t_on_failure("ksr_failure_manage")

@@ -327,10 +327,13 @@ fn preset(c: &mut Ctx, first: &[u8], second: Option<&[u8]>, advertised: bool) ->
         let mut h1 = mk(first);
         h1.extend_from_slice(lr.as_bytes());
         h1.extend_from_slice(b">\r\n");
-        c.msg.add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_OUT));
-        c.msg.add_edit(Edit::insert(at, Bytes::from(mk(second)), ORD_RR_HEAD));
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(h1), ORD_RR_OUT));
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(mk(second)), ORD_RR_HEAD));
     } else {
-        c.msg.add_edit(Edit::insert(at, Bytes::from(mk(first)), ORD_RR_HEAD));
+        c.msg
+            .add_edit(Edit::insert(at, Bytes::from(mk(first)), ORD_RR_HEAD));
     }
     for p in std::mem::take(&mut c.rr.pending) {
         c.msg.add_edit(Edit::insert(at, p.clone(), ORD_RR_PARAM));
@@ -338,7 +341,8 @@ fn preset(c: &mut Ctx, first: &[u8], second: Option<&[u8]>, advertised: bool) ->
     }
     let mut tail = lr.as_bytes().to_vec();
     tail.extend_from_slice(b">\r\n");
-    c.msg.add_edit(Edit::insert(at, Bytes::from(tail), ORD_RR_TAIL));
+    c.msg
+        .add_edit(Edit::insert(at, Bytes::from(tail), ORD_RR_TAIL));
     c.rr.added = true;
     c.rr.preset = true;
     1
