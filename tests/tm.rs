@@ -238,6 +238,12 @@ fn serial_fork(s: &Server) {
     let inv = recv_until(&uas1, 2000, is_method("INVITE")).expect("INVITE");
     answer(&uas1, s, &inv, 480, "Unavailable");
     let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("t_reply in failure_route");
+    assert_eq!(
+        header(&r, "X-Failed-Uri"),
+        Some(format!("sip:bob@127.0.0.1:{}", port(&uas1)).as_str()),
+        "{}: {r}",
+        s.name
+    );
     assert!(
         status_line(&r).contains("404 Gone Unavailable"),
         "{}: {r}",

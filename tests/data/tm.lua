@@ -65,6 +65,7 @@ function ksr_branch_manage()
 end
 
 function ksr_onreply_manage()
+	KSR.pv.sets("$shv(lastbr)", KSR.pv.get("$T_branch(uri)") or "none")
 	if KSR.pv.get("$rs") == 183 then
 		KSR.x.drop()
 	end
@@ -92,6 +93,7 @@ function ksr_failure_manage()
 		return 1
 	end
 	if code == 480 then
+		KSR.hdr.append_to_reply("X-Failed-Uri: " .. (KSR.pv.get("$shv(lastbr)") or "none") .. "\r\n")
 		KSR.tm.t_reply(404, "Gone " .. KSR.pv.get("$T_rpl($rr)"))
 		return 1
 	end

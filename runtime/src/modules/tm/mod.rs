@@ -780,3 +780,36 @@ pub fn parse_t_name(s: &str) -> Result<vm::pv::PvParam, String> {
         other => Err(format!("unknown $T attribute '{other}'")),
     }
 }
+
+/// `$T_branch(uri|flags)`: the branch whose reply is being processed.
+pub fn pv_t_branch(c: &mut Ctx, spec: &PvSpec) -> Value {
+    let vm::pv::PvParam::Str(name) = &spec.param else {
+        return Value::Null;
+    };
+    // Like Kamailio, only while a reply of the branch is processed (onreply_route,
+    // branch-failure route); null elsewhere.
+    if !c.msg.is_reply() {
+        return Value::Null;
+    }
+    let Some(t) = c.tm.t.clone() else {
+        return Value::Null;
+    };
+    let idx = c.tm.branch_idx.max(0) as usize;
+    let tx = t.lock();
+    let Some(b) = tx.branches.get(idx) else {
+        return Value::Null;
+    };
+    match &name[..] {
+        b"uri" => Value::Str(b.uri.clone()),
+        b"flags" => Value::Int(b.flags as i64),
+        _ => Value::Null,
+    }
+}
+
+/// Names `$T_branch(...)` accepts.
+pub fn parse_t_branch_name(s: &str) -> Result<vm::pv::PvParam, String> {
+    match s.trim() {
+        n @ ("uri" | "flags") => Ok(vm::pv::PvParam::Str(Bytes::copy_from_slice(n.as_bytes()))),
+        other => Err(format!("unsupported $T_branch attribute '{other}'")),
+    }
+}

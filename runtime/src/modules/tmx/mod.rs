@@ -116,6 +116,14 @@ fn register(r: &mut Registrar<'_>) {
         });
     }
     r.pvs.add(PvClass {
+        name: "T_branch",
+        get: tm::pv_t_branch,
+        set: None,
+        parse_name: Some(tm::parse_t_branch_name),
+        name_required: true,
+        takes_index: false,
+    });
+    r.pvs.add(PvClass {
         name: "T",
         get: tm::pv_t,
         set: None,
