@@ -963,7 +963,8 @@ fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
         let extra = if matches!(b.code, 401 | 407) {
             // Aggregate the challenges of every 401/407 branch (RFC 3261 16.7 step 7).
             let mut lines = Vec::new();
-            for (i, o) in tx.branches.iter().enumerate() {
+            // Only the current round counts (failure_reply_mode 3).
+            for (i, o) in tx.branches.iter().enumerate().skip(tx.first_branch) {
                 if i == best || !matches!(o.code, 401 | 407) {
                     continue;
                 }
