@@ -5,6 +5,7 @@ use crate::ctx::Ctx;
 use crate::log::{L_DBG, L_ERR, L_WARN};
 use crate::sip::msg::ORDER_VIA;
 use crate::sip::{Edit, Scheme, SipMsg, Uri};
+use crate::stats::CoreStat;
 use crate::transport::{Destination, Listener, Proto};
 use bytes::Bytes;
 use std::hash::{Hash, Hasher};
@@ -180,7 +181,9 @@ pub fn forward_request(ctx: &mut Ctx, hop: &NextHop) -> Result<(), ForwardError>
         crate::klog!(L_DBG, "core", "forward: dropped in onsend_route");
         return Ok(());
     }
-    send(ctx, &dst, &data)
+    send(ctx, &dst, &data)?;
+    ctx.core.stats.core(CoreStat::FwdRequests);
+    Ok(())
 }
 
 /// Runs `onsend_route` (when the config has one) for a request about to be sent; false
@@ -338,8 +341,9 @@ pub fn reply_stateless(ctx: &mut Ctx) {
     let mut dst = Destination::new(proto, addr);
     dst.no_connect = ctx.send_flags.reply_no_connect;
     dst.close_after = ctx.send_flags.reply_close;
-    if let Err(e) = send(ctx, &dst, &data) {
-        crate::klog!(L_ERR, "core", "forward_reply: {e}");
+    match send(ctx, &dst, &data) {
+        Ok(()) => ctx.core.stats.core(CoreStat::FwdReplies),
+        Err(e) => crate::klog!(L_ERR, "core", "forward_reply: {e}"),
     }
 }
 

@@ -1,5 +1,6 @@
 //! The SIP runtime: message model, transports, workers, transactions and modules.
 
+pub mod catalog;
 pub mod config;
 pub mod core;
 pub mod ctx;
@@ -15,7 +16,8 @@ pub mod rpc;
 pub mod server;
 pub mod sip;
 pub mod socket;
+pub mod stats;
 pub mod transport;
 
-pub use crate::core::{Core, Setup};
+pub use crate::core::{Core, Setup, SetupError, SetupErrorKind};
 pub use crate::ctx::Ctx;
