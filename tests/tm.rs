@@ -647,3 +647,100 @@ fn sipp_calls_through_the_stateful_proxy() {
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
+
+/// The `ACC:` records of a server log, timestamps removed, sorted (workers interleave).
+fn acc_records(log: &str) -> Vec<String> {
+    let mut v: Vec<String> = log
+        .lines()
+        .filter_map(|l| l.find("ACC: ").map(|i| &l[i..]))
+        .filter(|r| !r.contains("method=OPTIONS"))
+        .map(|r| {
+            r.split(';')
+                .map(|part| match part.find("timestamp=") {
+                    Some(p) => format!("{}T", &part[..p + "timestamp=".len()]),
+                    None => part.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(";")
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn acc_flows(s: &Server) -> Vec<String> {
+    let (uac, uas) = (client(), client());
+    // Answered call.
+    let callid = format!("acc-ok-{}", s.name)
+        .replace("kamailio", "x")
+        .replace("ksr", "x");
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    let inv = recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas, s, &inv, 180, "Ringing");
+    answer(&uas, s, &inv, 200, "OK");
+    recv_until(&uac, 2000, is_status(200)).expect("200");
+    // Busy call.
+    let callid = format!("acc-busy-{}", s.name)
+        .replace("kamailio", "x")
+        .replace("ksr", "x");
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    let inv = recv_until(&uas, 2000, is_method("INVITE")).expect("INVITE");
+    answer(&uas, s, &inv, 486, "Busy Here");
+    recv_until(&uac, 2000, is_status(486)).expect("486");
+    // Unanswered call: local 408.
+    let callid = format!("acc-none-{}", s.name)
+        .replace("kamailio", "x")
+        .replace("ksr", "x");
+    send(&uac, s.port, &invite(&uac, &callid, &uas, ""));
+    recv_until(&uac, 4000, is_status(408)).expect("408");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let log = std::fs::read_to_string(s.dir.join(format!("{}.log", s.name))).unwrap_or_default();
+    acc_records(&log)
+}
+
+/// acc's transaction accounting through tm's hooks: answered, failed and missed calls
+/// logged as Kamailio logs them (local To tags aside).
+#[test]
+fn acc_transaction_records_match_kamailio() {
+    let cfg = root().join("tests/data/tm-acc.cfg");
+    let s = start_ksr(&cfg, &[]);
+    let mine = acc_flows(&s);
+    drop(s);
+    assert!(
+        mine.iter()
+            .any(|r| r.starts_with("ACC: transaction answered:") && r.contains("code=200")),
+        "{mine:#?}"
+    );
+    assert!(
+        mine.iter()
+            .any(|r| r.starts_with("ACC: call missed:") && r.contains("code=486")),
+        "{mine:#?}"
+    );
+    if kamailio_available() {
+        let k = start_kamailio(&cfg, &[]);
+        let theirs = acc_flows(&k);
+        drop(k);
+        // The local 408's To tag is each server's own.
+        let norm = |v: &[String]| -> Vec<String> {
+            v.iter()
+                .map(|r| {
+                    if r.contains("code=408") {
+                        r.split(';')
+                            .map(|p| {
+                                if p.starts_with("to_tag=") {
+                                    "to_tag=L"
+                                } else {
+                                    p
+                                }
+                            })
+                            .collect::<Vec<_>>()
+                            .join(";")
+                    } else {
+                        r.clone()
+                    }
+                })
+                .collect()
+        };
+        assert_eq!(norm(&mine), norm(&theirs));
+    }
+}

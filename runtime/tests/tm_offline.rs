@@ -60,7 +60,9 @@ fn harness() -> Harness {
     harness_with_hook(None)
 }
 
-fn harness_with_hook(hook: Option<fn(&mut runtime::Ctx, u16)>) -> Harness {
+fn harness_with_hook(
+    hook: Option<fn(&mut runtime::Ctx, &runtime::modules::tm::TmReply<'_>)>,
+) -> Harness {
     let dir = std::env::temp_dir().join(format!("ksr-tm-offline-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -71,7 +73,7 @@ fn harness_with_hook(hook: Option<fn(&mut runtime::Ctx, u16)>) -> Harness {
     let config = r.config.expect("parsed");
     let mut setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
     if let Some(h) = hook {
-        setup.hooks.tm_completed.push(h);
+        setup.hooks.tm_response_out.push(h);
     }
     let program = compiler::lower::compile(&config, &setup.table, &setup.pvs)
         .unwrap_or_else(|_| panic!("compile"));
@@ -214,10 +216,10 @@ fn loose_route_return_codes_and_route_handling() {
 static COMPLETED: std::sync::Mutex<Vec<(u16, String, u64)>> = std::sync::Mutex::new(Vec::new());
 
 /// What acc would see: the final code with the request context restored.
-fn on_completed(ctx: &mut runtime::Ctx, code: u16) {
+fn on_completed(ctx: &mut runtime::Ctx, r: &runtime::modules::tm::TmReply<'_>) {
     let method = String::from_utf8_lossy(&ctx.msg.method_raw()).into_owned();
     if let Ok(mut v) = COMPLETED.lock() {
-        v.push((code, method, ctx.flags));
+        v.push((r.code, method, ctx.flags));
     }
 }
 

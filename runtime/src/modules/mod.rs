@@ -177,11 +177,13 @@ pub struct Hooks {
     /// Dedicated threads (tm's millisecond timer): each runs `run` once with its own
     /// context; `run` returns when `core.shutdown` is set.
     pub threads: Vec<ThreadDef>,
-    /// A transaction got its final reply upstream (Kamailio's TMCB_RESPONSE_OUT for the
-    /// final reply, and after TMCB_ON_FAILURE): called with the transaction's request
-    /// context restored in `Ctx` (message, flags, AVPs/XAVPs) and the final status code.
-    /// For modules such as acc.
-    pub tm_completed: Vec<fn(&mut Ctx, u16)>,
+    /// A reply of a transaction went upstream (Kamailio's TMCB_RESPONSE_OUT): every relayed
+    /// provisional (above 100) and the final one (once), with the transaction's request
+    /// context restored in `Ctx` (message, flags, AVPs/XAVPs). For modules such as acc.
+    pub tm_response_out: Vec<fn(&mut Ctx, &tm::TmReply<'_>)>,
+    /// Every branch of a transaction failed and failure handling starts (Kamailio's
+    /// TMCB_ON_FAILURE): called with the request context restored, before failure_route.
+    pub tm_on_failure: Vec<fn(&mut Ctx, &tm::TmReply<'_>)>,
 }
 
 /// A dedicated thread a module asks for.

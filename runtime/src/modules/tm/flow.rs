@@ -511,7 +511,7 @@ fn build_branch_msg(
 /// `use_ctx_hdrs` adds the headers from `append_to_reply`.
 pub fn reply_on(ctx: &mut Ctx, t: &TxRef, code: u16, reason: &[u8], use_ctx_hdrs: bool) -> i32 {
     let server = server_header(ctx);
-    let (outs, final_now) = {
+    let (outs, final_now, to_tag) = {
         let mut tx = t.lock();
         if tx.uas_status >= 200 && !(tx.is_invite() && tx.uas_status < 300 && code < 300) {
             crate::klog!(
@@ -546,14 +546,27 @@ pub fn reply_on(ctx: &mut Ctx, t: &TxRef, code: u16, reason: &[u8], use_ctx_hdrs
         if final_now {
             outs.extend(finalize(ctx, &mut tx));
         }
-        (outs, final_now)
+        let to_tag = tx
+            .req
+            .to()
+            .ok()
+            .and_then(|t| t.tag().cloned())
+            .unwrap_or_else(|| tx.to_tag.clone());
+        (outs, final_now, to_tag)
     };
     st(ctx).stats.rpl_generated.fetch_add(1, Ordering::Relaxed);
     st(ctx).stats.rpl_sent.fetch_add(1, Ordering::Relaxed);
     st(ctx).count_reply(code);
     send_all(ctx, outs);
     if final_now {
-        completed(ctx, t, code);
+        let r = HookReply {
+            code,
+            reason: Bytes::copy_from_slice(reason),
+            to_tag: Some(to_tag),
+            branch_uri: None,
+            has_body: false,
+        };
+        response_out(ctx, t, &r, true);
     }
     1
 }
@@ -755,9 +768,11 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
     }
     send_all(ctx, outs);
     if relay {
-        relay_reply_msg(ctx, &t, &ctx.msg.clone(), None);
-        if code >= 200 {
-            completed(ctx, &t, code);
+        let reply = ctx.msg.clone();
+        let uri = t.lock().branches.get(idx).map(|b| b.uri.clone());
+        relay_reply_msg(ctx, &t, &reply, None);
+        if code > 100 {
+            response_out(ctx, &t, &HookReply::of_msg(&reply, uri), code >= 200);
         }
     }
     if done {
@@ -867,6 +882,7 @@ pub fn complete(ctx: &mut Ctx, t: &TxRef) {
             }
             (best, on_failure)
         };
+        failure_hooks(ctx, t, best);
         if let Some(name) = on_failure {
             let before = run_failure(ctx, t, best, &name);
             let mut tx = t.lock();
@@ -889,7 +905,7 @@ pub fn complete(ctx: &mut Ctx, t: &TxRef) {
 }
 
 /// Restores the transaction's request context in `ctx` (for failure_route and the
-/// completion hooks).
+/// transaction hooks).
 fn restore(ctx: &mut Ctx, t: &TxRef) {
     let (req, rcv, snap) = {
         let tx = t.lock();
@@ -955,7 +971,7 @@ fn local_reason(code: u16) -> &'static [u8] {
 
 /// Relays the winning branch's reply (or a local one for timeouts) upstream.
 fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
-    let (reply, code, extra) = {
+    let (reply, code, extra, uri) = {
         let tx = t.lock();
         let Some(b) = tx.branches.get(best) else {
             return;
@@ -985,7 +1001,7 @@ fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
         } else {
             None
         };
-        (b.reply.clone(), b.code, extra)
+        (b.reply.clone(), b.code, extra, b.uri.clone())
     };
     match reply {
         Some(r) => {
@@ -1000,7 +1016,7 @@ fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
                 send_all(ctx, outs);
             }
             relay_reply_msg(ctx, t, &r, extra);
-            completed(ctx, t, code);
+            response_out(ctx, t, &HookReply::of_msg(&r, Some(uri)), true);
         }
         None => {
             let code = if code == 0 { 500 } else { code };
@@ -1009,32 +1025,97 @@ fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
     }
 }
 
-/// Runs the completion hooks (acc ...) once per transaction.
-fn completed(ctx: &mut Ctx, t: &TxRef, code: u16) {
-    if ctx.core.hooks.tm_completed.is_empty() {
+/// A reply for the transaction hooks, owned.
+struct HookReply {
+    code: u16,
+    reason: Bytes,
+    to_tag: Option<Bytes>,
+    branch_uri: Option<Bytes>,
+    has_body: bool,
+}
+
+impl HookReply {
+    fn of_msg(m: &SipMsg, branch_uri: Option<Bytes>) -> HookReply {
+        HookReply {
+            code: m.status().unwrap_or(0),
+            reason: m.reason().cloned().unwrap_or_default(),
+            to_tag: m.to().ok().and_then(|t| t.tag().cloned()),
+            branch_uri,
+            has_body: !m.body().is_empty(),
+        }
+    }
+
+    fn view(&self) -> super::TmReply<'_> {
+        super::TmReply {
+            code: self.code,
+            reason: &self.reason,
+            to_tag: self.to_tag.as_deref(),
+            branch_uri: self.branch_uri.as_ref(),
+            has_body: self.has_body,
+        }
+    }
+}
+
+/// Puts the transaction's request context in `ctx` for the hooks, unless it is already
+/// there (request route or failure_route of this transaction).
+fn hook_ctx(ctx: &mut Ctx, t: &TxRef) {
+    let here = ctx.msg.is_request()
+        && ctx
+            .tm
+            .t
+            .as_ref()
+            .is_some_and(|c| std::sync::Arc::ptr_eq(c, t));
+    if !here {
+        restore(ctx, t);
+    }
+}
+
+/// TMCB_RESPONSE_OUT: relayed provisional replies, and the final reply once.
+fn response_out(ctx: &mut Ctx, t: &TxRef, r: &HookReply, is_final: bool) {
+    if ctx.core.hooks.tm_response_out.is_empty() {
         return;
     }
-    {
+    if is_final {
         let mut tx = t.lock();
         if tx.completed {
             return;
         }
         tx.completed = true;
     }
-    let in_failure = ctx.tm.in_failure;
-    if !in_failure
-        && (ctx.msg.is_reply()
-            || ctx
-                .tm
-                .t
-                .as_ref()
-                .is_none_or(|c| !std::sync::Arc::ptr_eq(c, t)))
-    {
-        restore(ctx, t);
+    hook_ctx(ctx, t);
+    for h in &ctx.core.hooks.tm_response_out {
+        h(ctx, &r.view());
     }
-    for h in &ctx.core.hooks.tm_completed {
-        h(ctx, code);
+    // Hooks may change the transaction's flags (acc clears its missed-call flag).
+    t.lock().snap.flags = ctx.flags;
+}
+
+/// TMCB_ON_FAILURE: every branch of the round failed; `best` is the reply chosen.
+fn failure_hooks(ctx: &mut Ctx, t: &TxRef, best: usize) {
+    if ctx.core.hooks.tm_on_failure.is_empty() {
+        return;
     }
+    let r = {
+        let tx = t.lock();
+        let Some(b) = tx.branches.get(best) else {
+            return;
+        };
+        match &b.reply {
+            Some(m) => HookReply::of_msg(m, Some(b.uri.clone())),
+            None => HookReply {
+                code: b.code,
+                reason: Bytes::from_static(local_reason(b.code)),
+                to_tag: Some(tx.to_tag.clone()),
+                branch_uri: Some(b.uri.clone()),
+                has_body: false,
+            },
+        }
+    };
+    hook_ctx(ctx, t);
+    for h in &ctx.core.hooks.tm_on_failure {
+        h(ctx, &r.view());
+    }
+    t.lock().snap.flags = ctx.flags;
 }
 
 /// Runs one due timer event.

@@ -23,6 +23,19 @@ use vm::{RouteKind, RouteMask, Value};
 
 pub use trans::TmState;
 
+/// A reply as the transaction hooks (`Hooks::tm_response_out`, `Hooks::tm_on_failure`)
+/// report it.
+pub struct TmReply<'a> {
+    pub code: u16,
+    pub reason: &'a [u8],
+    /// To tag of the reply (or of the locally generated one).
+    pub to_tag: Option<&'a [u8]>,
+    /// R-URI of the branch the reply belongs to.
+    pub branch_uri: Option<&'a Bytes>,
+    /// The reply carries a body.
+    pub has_body: bool,
+}
+
 /// Per-message tm state (reset for every message).
 #[derive(Clone, Default)]
 pub struct TmCtx {

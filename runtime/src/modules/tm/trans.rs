@@ -121,7 +121,7 @@ pub fn class_of(msg: &SipMsg) -> Bytes {
     }
 }
 
-/// What failure_route and the completion hooks get back: the request-route context at
+/// What failure_route and the transaction hooks get back: the request-route context at
 /// the time of `t_relay`.
 #[derive(Clone, Default)]
 pub struct Snapshot {
