@@ -175,11 +175,12 @@ pub fn relay(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
         }
         _ => {}
     }
-    let t = match ctx.tm.t.clone() {
-        Some(t) => t,
+    // A transaction created here already holds this request and context.
+    let (t, fresh) = match ctx.tm.t.clone() {
+        Some(t) => (t, false),
         None => match newtran(ctx) {
             1 => match ctx.tm.t.clone() {
-                Some(t) => t,
+                Some(t) => (t, true),
                 None => return -1,
             },
             0 => return 1,
@@ -189,7 +190,7 @@ pub fn relay(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
     let in_failure = ctx.route == RouteKind::Failure;
     let send_100 = {
         let mut tx = t.lock();
-        if !in_failure {
+        if !in_failure && !fresh {
             tx.req = ctx.msg.clone();
             tx.snap = Snapshot::take(ctx);
             if let Some((a, b)) = ctx.tm.fr {
