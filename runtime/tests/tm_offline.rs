@@ -28,6 +28,7 @@ request_route {
         if ($var(rc) > 0) {
             if (check_route_param("nat=yes")) { append_hf("X-Nat: yes\r\n"); }
             if (is_direction("upstream")) { append_hf("X-Dir: up\r\n"); }
+            if (rr_next_hop_route()) { append_hf("X-NH: 1\r\n"); }
             t_relay();
             exit;
         }
@@ -149,6 +150,7 @@ fn loose_route_return_codes_and_route_handling() {
         "{m}"
     );
     assert!(m.contains("X-Nat: yes") && m.contains("X-Dir: up"), "{m}");
+    assert!(m.contains("X-NH: 1"), "{m}");
     // Strict router before us: our URI is the R-URI, the target is the last Route.
     h.feed(
         req(

@@ -71,6 +71,9 @@ pub struct RrCtx {
     pub pending: Vec<Bytes>,
     /// URI parameters of our Route entry processed by `loose_route`.
     pub routed_params: Option<Bytes>,
+    /// `loose_route` removed our Route entry and took the next hop from the following one
+    /// (`rr_next_hop_route`, Kamailio's FL_ROUTE_ADDR).
+    pub next_hop_from_route: bool,
 }
 
 fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
@@ -173,8 +176,7 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("is_direction", RouteMask::REQUEST);
     r.kemi("rr", "next_hop_route", &[], RetType::Int, |c, _| {
-        // A Route header other than ours remains after loose_route.
-        b(c.rr.routed_params.is_some() && next_hop_route(c))
+        b(c.rr.next_hop_from_route)
     })
     .native("rr_next_hop_route", RouteMask::ANY);
     r.pvs.add(PvClass {
@@ -545,6 +547,8 @@ fn after_loose(c: &mut Ctx, routes: &[NameAddr], preloaded: bool) -> i32 {
             remove(c, routes, 0, own - 1);
         }
     }
+    // Kamailio's FL_ROUTE_ADDR: our entry was followed by the next hop's.
+    c.rr.next_hop_from_route = own > 0;
     1
 }
 
@@ -586,10 +590,6 @@ fn after_strict(c: &mut Ctx, routes: &[NameAddr]) -> i32 {
         remove(c, routes, n, n);
     }
     1
-}
-
-fn next_hop_route(c: &Ctx) -> bool {
-    c.dst_uri.is_some()
 }
 
 fn check_route_param(c: &Ctx, re: &[u8]) -> Value {
