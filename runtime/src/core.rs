@@ -270,6 +270,7 @@ impl Setup {
                 init(&mut ictx).map_err(|e| format!("module {}: {e}", def.name))?;
             }
         }
+        crate::dns::SRV_LB.store(self.cfg.dns_srv_lb, std::sync::atomic::Ordering::Relaxed);
         let myself = Myself::new(&listeners, &self.cfg);
         let core = Core {
             myself: RwLock::new(myself),

@@ -5,6 +5,7 @@ pub mod config;
 pub mod core;
 pub mod ctx;
 pub mod db;
+pub mod dns;
 pub mod engine;
 pub mod forward;
 pub mod log;
