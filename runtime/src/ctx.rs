@@ -124,6 +124,10 @@ pub struct Ctx {
     pub xavps: crate::modules::pv::xavp::XavpList,
     /// Return code of the last action, for KEMI `$rc`-like reads outside the VM.
     pub last_rc: i32,
+    /// tm's per-message state: the current transaction, `t_on_*` routes armed, timers.
+    pub tm: crate::modules::tm::TmCtx,
+    /// rr's per-message state: Record-Route added, parameters pending.
+    pub rr: crate::modules::rr::RrCtx,
 
     // ---- per worker ----
     /// Script flags (`setsflag`), kept across messages like Kamailio's per-process sflags.
@@ -162,6 +166,8 @@ impl Ctx {
             avps: Vec::new(),
             xavps: Default::default(),
             last_rc: 1,
+            tm: Default::default(),
+            rr: Default::default(),
             sflags: 0,
             vars: Vec::new(),
             pv_cache: std::collections::HashMap::new(),
@@ -190,6 +196,8 @@ impl Ctx {
         self.avps.clear();
         self.xavps.clear();
         self.last_rc = 1;
+        self.tm = Default::default();
+        self.rr = Default::default();
     }
 
     /// Runs a routing target through this worker's engine.

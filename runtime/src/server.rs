@@ -180,6 +180,18 @@ impl Server {
             })?);
             expected += 1;
         }
+        for td in core.hooks.threads.iter().copied() {
+            let (f, ready) = (Arc::clone(&factory), ready_tx.clone());
+            rank += 1;
+            let r = rank;
+            threads.push(spawn(td.name.to_string(), move || {
+                let Some(mut ctx) = worker_ctx(core, r, &*f, &ready) else {
+                    return;
+                };
+                (td.run)(&mut ctx);
+            })?);
+            expected += 1;
+        }
         drop(ready_tx);
         let mut failure = None;
         for _ in 0..expected {

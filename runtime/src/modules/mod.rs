@@ -157,6 +157,8 @@ pub struct ModuleStates {
     pub app_lua: crate::engine::KemiApp,
     pub app_python3: crate::engine::KemiApp,
     pub app_jsdt: crate::engine::KemiApp,
+    pub tm: tm::TmState,
+    pub rr: rr::RrState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -175,6 +177,23 @@ pub struct Hooks {
     /// spawns its own threads and returns them; they end soon after `core.shutdown` is set
     /// (the server joins them when it stops).
     pub services: Vec<ServiceFn>,
+    /// Dedicated threads (tm's millisecond timer): each runs `run` once with its own
+    /// context; `run` returns when `core.shutdown` is set.
+    pub threads: Vec<ThreadDef>,
+    /// A reply of a transaction went upstream (Kamailio's TMCB_RESPONSE_OUT): every relayed
+    /// provisional (above 100) and the final one (once), with the transaction's request
+    /// context restored in `Ctx` (message, flags, AVPs/XAVPs). For modules such as acc.
+    pub tm_response_out: Vec<fn(&mut Ctx, &tm::TmReply<'_>)>,
+    /// Every branch of a transaction failed and failure handling starts (Kamailio's
+    /// TMCB_ON_FAILURE): called with the request context restored, before failure_route.
+    pub tm_on_failure: Vec<fn(&mut Ctx, &tm::TmReply<'_>)>,
+}
+
+/// A dedicated thread a module asks for.
+#[derive(Clone, Copy)]
+pub struct ThreadDef {
+    pub name: &'static str,
+    pub run: fn(&mut Ctx),
 }
 
 /// Starts a background service; returns its threads.
@@ -296,10 +315,13 @@ pub mod kex;
 pub mod maxfwd;
 pub mod pike;
 pub mod pv;
+pub mod rr;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod tm;
+pub mod tmx;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -326,6 +348,9 @@ pub static MODULES: &[&ModuleDef] = &[
     &accepted::CFG_RPC,
     &accepted::DEBUGGER,
     &accepted::COUNTERS,
+    &tm::MODULE,
+    &tmx::MODULE,
+    &rr::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

@@ -838,6 +838,11 @@ impl SipMsg {
         !self.edits.is_empty() || self.new_body.is_some() || self.new_uri.is_some()
     }
 
+    /// Forgets the recorded edits `f` selects (rr's `remove_record_route`).
+    pub fn remove_edits_where(&mut self, f: impl Fn(&Edit) -> bool) {
+        self.edits.retain(|e| !f(e));
+    }
+
     /// Forgets every recorded change (not the R-URI rewrite).
     pub fn clear_edits(&mut self) {
         self.edits.clear();

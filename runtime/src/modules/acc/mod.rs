@@ -205,6 +205,9 @@ fn init(i: &mut InitCtx<'_>) -> Result<(), String> {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    // Transaction accounting: tm calls these (they do nothing without tm loaded).
+    r.hooks.tm_response_out.push(on_response_out);
+    r.hooks.tm_on_failure.push(on_failure);
     r.kemi("acc", "acc_log_request", &[S], RetType::Int, |c, a| {
         Value::Int(request(c, &arg_bytes(a, 0), None, true, false))
     })
@@ -411,17 +414,8 @@ fn db_record(c: &mut Ctx, env: &Env<'_>, table: &str) -> bool {
 
 // ---------------------------------------------------------------- transactions
 
-/// A final reply of a transaction, as the transaction layer reports it.
-pub struct ReplyInfo<'a> {
-    pub code: u16,
-    pub reason: &'a [u8],
-    /// To tag of the reply (or of the locally generated one).
-    pub to_tag: Option<&'a [u8]>,
-    /// R-URI of the branch the reply belongs to: reported as the request's R-URI.
-    pub branch_uri: Option<&'a Bytes>,
-    /// The reply carries a body (for `early_media`).
-    pub has_body: bool,
-}
+/// A reply of a transaction, as the transaction layer reports it.
+pub type ReplyInfo<'a> = super::tm::TmReply<'a>;
 
 fn flag_set(c: &Ctx, f: Option<u32>) -> bool {
     f.is_some_and(|f| c.flags & (1u64 << f) != 0)

@@ -118,7 +118,7 @@ fn register(r: &mut Registrar<'_>) {
         kemi_send_reply,
     )
     .native("sl_send_reply", RouteMask::REQUEST);
-    r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_send_reply)
+    r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_freply)
         .native("send_reply", RouteMask(1 | 2 | 4 | 128));
     r.kemi("sl", "sl_reply_error", &[], RetType::Int, |c, _| {
         Value::Int(send_counted(c, 500, b"Server Internal Error", true) as i64)
@@ -134,6 +134,29 @@ fn kemi_send_reply(c: &mut Ctx, a: &[Value]) -> Value {
         return Value::Int(-1);
     }
     Value::Int(send(c, code as u16, &reason) as i64)
+}
+
+/// `send_reply`: statefully when tm is loaded and the message has a transaction (as
+/// Kamailio's sl does), else statelessly.
+fn kemi_freply(c: &mut Ctx, a: &[Value]) -> Value {
+    let code = arg_int(a, 0);
+    let reason = arg_bytes(a, 1);
+    if !(100..=699).contains(&code) {
+        crate::klog!(L_ERR, "sl", "send_reply: invalid code {code}");
+        return Value::Int(-1);
+    }
+    Value::Int(freply(c, code as u16, &reason) as i64)
+}
+
+/// Kamailio's `slb.freply`, for modules that answer requests (registrar, auth): replies on
+/// the current transaction when there is one, statelessly otherwise.
+pub fn freply(c: &mut Ctx, code: u16, reason: &[u8]) -> i32 {
+    if c.core.is_loaded("tm")
+        && let Some(r) = super::tm::reply_if_transaction(c, code, reason)
+    {
+        return r;
+    }
+    send(c, code, reason)
 }
 
 /// The To tag of a local reply: a per-process prefix and a hash of what identifies the
