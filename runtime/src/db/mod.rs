@@ -183,6 +183,20 @@ pub fn open(url: &str, workdir: &std::path::Path) -> Result<DbHandle, DbError> {
     Ok(Arc::new(Mutex::new(Box::new(db))))
 }
 
+/// Opens the database a `db_url` names, reusing the connection another module of this process
+/// already opened for the same file (usrloc and auth_db usually share one `DBURL`).
+pub fn open_shared(url: &str, workdir: &std::path::Path) -> Result<DbHandle, DbError> {
+    static OPEN: Mutex<Vec<(std::path::PathBuf, DbHandle)>> = Mutex::new(Vec::new());
+    let path = sqlite_path(url, workdir)?;
+    let mut open = OPEN.lock().map_err(|_| DbError::Poisoned)?;
+    if let Some((_, h)) = open.iter().find(|(p, _)| *p == path) {
+        return Ok(h.clone());
+    }
+    let h: DbHandle = Arc::new(Mutex::new(Box::new(Sqlite::open(&path)?)));
+    open.push((path, h.clone()));
+    Ok(h)
+}
+
 pub struct Sqlite {
     conn: rusqlite::Connection,
     ensured: std::collections::HashSet<String>,

@@ -147,6 +147,10 @@ pub struct ModuleStates {
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
     pub pike: pike::PikeState,
+    pub usrloc: usrloc::UsrlocState,
+    pub registrar: registrar::RegistrarState,
+    pub auth: auth::AuthState,
+    pub auth_db: auth_db::AuthDbState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -161,6 +165,9 @@ pub struct Hooks {
     pub reply_received: Vec<fn(&mut Ctx) -> bool>,
     /// Called once in each worker after its context is created.
     pub worker_init: Vec<fn(&mut Ctx)>,
+    /// Called once by the timer thread when the server stops (usrloc flushes its write-back
+    /// cache here).
+    pub shutdown: Vec<fn(&mut Ctx)>,
 }
 
 /// A periodic job run by the timer thread with its own context.
@@ -262,6 +269,8 @@ impl Registrar<'_> {
 
 /// Every module ksr ships, in registration order.
 pub mod app_lua;
+pub mod auth;
+pub mod auth_db;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
@@ -271,10 +280,12 @@ pub mod kex;
 pub mod maxfwd;
 pub mod pike;
 pub mod pv;
+pub mod registrar;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod usrloc;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -292,6 +303,10 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &usrloc::MODULE,
+    &registrar::MODULE,
+    &auth::MODULE,
+    &auth_db::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

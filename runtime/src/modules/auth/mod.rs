@@ -1,0 +1,667 @@
+//! Kamailio's `auth` module: digest authentication (RFC 2617 / RFC 7616) without a
+//! credentials store of its own: challenges (`www_challenge`, `proxy_challenge`,
+//! `auth_challenge`), nonces protected by a secret with an expiry, response checking for
+//! MD5/SHA-256 (and their -sess forms), `consume_credentials`, `has_credentials` and the
+//! `pv_*` functions that take the password from a variable. `auth_db` builds on it.
+
+pub mod digest;
+
+use super::core::actions::{arg_bytes, arg_int};
+use super::{InitCtx, ModuleDef, ParamDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log::{L_DBG, L_ERR};
+use crate::sip::{Credentials, HdrKind, Method};
+use bytes::Bytes;
+use digest::Alg;
+use std::cell::Cell;
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "auth",
+    params: &[
+        ParamDef::str("secret"),
+        ParamDef::int("nonce_expire"),
+        ParamDef::int("nonce_auth_max_drift"),
+        ParamDef::int("auth_checks_register"),
+        ParamDef::int("auth_checks_no_dlg"),
+        ParamDef::int("auth_checks_in_dlg"),
+        ParamDef::str("qop"),
+        ParamDef::str("realm_prefix"),
+        ParamDef::int("use_domain"),
+        ParamDef::str("algorithm"),
+        ParamDef::int("force_stateless_reply"),
+        ParamDef::str("challenge_avp"),
+    ],
+    register,
+    init: Some(init),
+    notice: None,
+};
+
+/// Results of the authentication functions (auth_db's `auth_cfg_result_t`).
+pub const AUTH_OK: i32 = 1;
+pub const AUTH_ERROR: i32 = -1;
+pub const AUTH_INVALID_PASSWORD: i32 = -2;
+pub const AUTH_USER_UNKNOWN: i32 = -3;
+pub const AUTH_NONCE_STALE: i32 = -4;
+pub const AUTH_NO_CREDENTIALS: i32 = -5;
+pub const AUTH_NONCE_REUSED: i32 = -6;
+pub const AUTH_USER_MISMATCH: i32 = -8;
+
+pub struct AuthState {
+    secret1: Vec<u8>,
+    secret2: Vec<u8>,
+    pub nonce_expire: i64,
+    pub max_drift: i64,
+    pub checks_register: u32,
+    pub checks_no_dlg: u32,
+    pub checks_in_dlg: u32,
+    pub realm_prefix: String,
+    pub use_domain: bool,
+    /// `algorithm` parameter: put in challenges (empty: none, MD5 assumed).
+    pub algorithm: String,
+    pub challenge_avp: Bytes,
+}
+
+impl Default for AuthState {
+    fn default() -> Self {
+        AuthState {
+            secret1: random_secret(),
+            secret2: random_secret(),
+            nonce_expire: 300,
+            max_drift: 3,
+            checks_register: 0,
+            checks_no_dlg: 0,
+            checks_in_dlg: 0,
+            realm_prefix: String::new(),
+            use_domain: false,
+            algorithm: String::new(),
+            challenge_avp: Bytes::from_static(b"digest_challenge"),
+        }
+    }
+}
+
+/// 16 random bytes as hex (from the OS; falls back to time and address entropy).
+pub fn random_secret() -> Vec<u8> {
+    let mut buf = [0u8; 16];
+    let ok = std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
+        .is_ok();
+    if !ok {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        buf.copy_from_slice(&t.to_le_bytes());
+        let a = &buf as *const _ as usize;
+        buf[0] ^= a as u8;
+    }
+    digest::hex(&buf).into_bytes()
+}
+
+fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
+    let p = ictx.params;
+    let st = &mut ictx.states.auth;
+    st.nonce_expire = p.int("nonce_expire", 300).max(1);
+    st.max_drift = p.int("nonce_auth_max_drift", 3).max(0);
+    st.checks_register = p.int("auth_checks_register", 0) as u32;
+    st.checks_no_dlg = p.int("auth_checks_no_dlg", 0) as u32;
+    st.checks_in_dlg = p.int("auth_checks_in_dlg", 0) as u32;
+    st.realm_prefix = p.str_or("realm_prefix", "");
+    st.use_domain = p.int("use_domain", 0) != 0;
+    let alg = p.str_or("algorithm", "");
+    if !alg.is_empty() && Alg::parse(alg.as_bytes()).is_none() {
+        return Err(format!("unsupported algorithm '{alg}' (MD5 or SHA-256)"));
+    }
+    st.algorithm = alg;
+    match p.str_or("qop", "auth").as_str() {
+        "" | "auth" | "auth-int" => {}
+        q => return Err(format!("unsupported qop '{q}'")),
+    }
+    if let Some(a) = p.str("challenge_avp") {
+        let inner = a
+            .trim()
+            .strip_prefix("$avp(")
+            .and_then(|r| r.strip_suffix(')'))
+            .unwrap_or(a.trim());
+        st.challenge_avp = Bytes::from(inner.strip_prefix("s:").unwrap_or(inner).to_string());
+    }
+    if let Some(s) = p.str("secret").filter(|s| !s.is_empty()) {
+        // With extra checks the two halves protect the two parts of the nonce.
+        let b = s.into_bytes();
+        if st.checks_register | st.checks_no_dlg | st.checks_in_dlg != 0 && b.len() >= 2 {
+            let (a, c) = b.split_at(b.len() / 2);
+            st.secret1 = a.to_vec();
+            st.secret2 = c.to_vec();
+        } else {
+            st.secret1 = b.clone();
+            st.secret2 = b;
+        }
+    }
+    Ok(())
+}
+
+thread_local! {
+    /// The credentials header the last successful check used, tied to the message buffer
+    /// it belongs to (so a stale mark never leaks into the next message).
+    static AUTHORIZED: Cell<(usize, usize)> = const { Cell::new((0, usize::MAX)) };
+}
+
+fn msg_key(c: &Ctx) -> usize {
+    c.msg.buf().as_ptr() as usize
+}
+
+fn mark_authorized(c: &Ctx, idx: usize) {
+    AUTHORIZED.with(|a| a.set((msg_key(c), idx)));
+}
+
+fn authorized_header(c: &Ctx) -> Option<usize> {
+    let (k, i) = AUTHORIZED.with(|a| a.get());
+    (k == msg_key(c) && i != usize::MAX).then_some(i)
+}
+
+fn now() -> i64 {
+    crate::modules::usrloc::now()
+}
+
+fn strip_realm<'a>(st: &AuthState, realm: &'a [u8]) -> &'a [u8] {
+    let p = st.realm_prefix.as_bytes();
+    if !p.is_empty() && realm.len() > p.len() && realm[..p.len()].eq_ignore_ascii_case(p) {
+        &realm[p.len()..]
+    } else {
+        realm
+    }
+}
+
+/// The integrity checks (auth_checks_*) that apply to this request.
+fn checks_for(c: &Ctx, st: &AuthState) -> u32 {
+    if c.msg.method() == Method::Register {
+        st.checks_register
+    } else if c.msg.to().ok().and_then(|t| t.tag()).is_some() {
+        st.checks_in_dlg
+    } else {
+        st.checks_no_dlg
+    }
+}
+
+/// What the extra nonce checks hash: R-URI, Call-ID, From tag, source IP as selected.
+fn extra_material(c: &Ctx, checks: u32) -> Vec<u8> {
+    let mut m = Vec::new();
+    if checks & 1 != 0 {
+        m.extend_from_slice(c.msg.ruri_orig().map(|b| &b[..]).unwrap_or(b""));
+    }
+    m.push(0);
+    if checks & 2 != 0 {
+        m.extend_from_slice(c.msg.callid().map(|b| &b[..]).unwrap_or(b""));
+    }
+    m.push(0);
+    if checks & 4 != 0
+        && let Ok(f) = c.msg.from()
+        && let Some(t) = f.tag()
+    {
+        m.extend_from_slice(t);
+    }
+    m.push(0);
+    if checks & 8 != 0 {
+        m.extend_from_slice(c.rcv.src.ip().to_string().as_bytes());
+    }
+    m
+}
+
+/// A new nonce: creation and expiry times (hex) and an MD5 over them with the secret; with
+/// extra checks, a second MD5 over the selected message parts with the second secret.
+pub fn new_nonce(c: &Ctx) -> String {
+    let st = &c.core.m.auth;
+    let t = now() as u32;
+    let exp = t.wrapping_add(st.nonce_expire as u32);
+    let head = format!("{t:08x}{exp:08x}");
+    let mut s = head.clone();
+    s.push_str(&digest::md5_hex(&[&st.secret1, head.as_bytes()]));
+    let checks = checks_for(c, st);
+    if checks != 0 {
+        s.push_str(&digest::md5_hex(&[
+            &st.secret2,
+            head.as_bytes(),
+            &extra_material(c, checks),
+        ]));
+    }
+    s
+}
+
+/// Nonce check result.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NonceCheck {
+    Ok,
+    /// Not made by this server (or damaged).
+    Invalid,
+    /// Expired, from the future beyond the drift, or made for another message.
+    Stale,
+}
+
+pub fn check_nonce(c: &Ctx, nonce: &[u8]) -> NonceCheck {
+    let st = &c.core.m.auth;
+    let checks = checks_for(c, st);
+    let want_len = if checks != 0 { 80 } else { 48 };
+    if nonce.len() != 48 && nonce.len() != 80 {
+        return NonceCheck::Invalid;
+    }
+    let Some(head) = nonce.get(..16) else {
+        return NonceCheck::Invalid;
+    };
+    let mac = digest::md5_hex(&[&st.secret1, head]);
+    if nonce.get(16..48) != Some(mac.as_bytes()) {
+        return NonceCheck::Invalid;
+    }
+    let parse = |r: std::ops::Range<usize>| {
+        std::str::from_utf8(head.get(r)?)
+            .ok()
+            .and_then(|s| u32::from_str_radix(s, 16).ok())
+    };
+    let (Some(since), Some(exp)) = (parse(0..8), parse(8..16)) else {
+        return NonceCheck::Invalid;
+    };
+    let t = now();
+    if (exp as i64) < t || since as i64 > t + st.max_drift {
+        return NonceCheck::Stale;
+    }
+    if nonce.len() != want_len {
+        return NonceCheck::Stale;
+    }
+    if checks != 0 {
+        let extra = digest::md5_hex(&[&st.secret2, head, &extra_material(c, checks)]);
+        if nonce.get(48..80) != Some(extra.as_bytes()) {
+            return NonceCheck::Stale;
+        }
+    }
+    NonceCheck::Ok
+}
+
+/// The header kind credentials of a challenge type travel in.
+fn cred_kind(proxy: bool) -> HdrKind {
+    if proxy {
+        HdrKind::ProxyAuthorization
+    } else {
+        HdrKind::Authorization
+    }
+}
+
+/// Finds credentials for `realm`, checks they are complete and the nonce is ours and
+/// fresh. `Ok` carries the header index and the credentials to verify; `Err` the result
+/// code to return (AUTH_OK for ACK/CANCEL/PRACK, which cannot be challenged).
+pub fn pre_auth(c: &Ctx, realm: &[u8], proxy: bool) -> Result<(usize, Credentials), i32> {
+    let st = &c.core.m.auth;
+    if matches!(c.msg.method(), Method::Ack | Method::Cancel | Method::Prack) {
+        return Err(AUTH_OK);
+    }
+    let realm = strip_realm(st, realm);
+    let kind = cred_kind(proxy);
+    let mut found = None;
+    for (i, h) in c.msg.headers().iter().enumerate() {
+        if h.kind != kind {
+            continue;
+        }
+        let cred = match Credentials::parse_in(c.msg.buf(), &h.value) {
+            Ok(cr) => cr,
+            Err(e) => {
+                crate::klog!(L_ERR, "auth", "bad credentials: {e}");
+                return Err(AUTH_ERROR);
+            }
+        };
+        let r = cred.realm.as_deref().unwrap_or(b"");
+        if strip_realm(st, r) == realm {
+            found = Some((i, cred));
+            break;
+        }
+    }
+    let Some((idx, cred)) = found else {
+        return Err(AUTH_NO_CREDENTIALS);
+    };
+    if !cred.is_digest()
+        || cred.username.as_ref().is_none_or(|u| u.is_empty())
+        || cred.nonce.is_none()
+        || cred.uri.is_none()
+        || cred.response.is_none()
+        || (cred.qop.is_some() && (cred.cnonce.is_none() || cred.nc.is_none()))
+    {
+        crate::klog!(L_ERR, "auth", "credentials are not filled properly");
+        return Err(AUTH_ERROR);
+    }
+    match check_nonce(c, cred.nonce.as_deref().unwrap_or(b"")) {
+        NonceCheck::Ok => {}
+        NonceCheck::Stale => return Err(AUTH_NONCE_STALE),
+        NonceCheck::Invalid => {
+            crate::klog!(L_DBG, "auth", "invalid nonce value received");
+            return Err(AUTH_ERROR);
+        }
+    }
+    Ok((idx, cred))
+}
+
+/// Verifies the response of `cred` for `method` with the given HA1 (already -sess adjusted
+/// by [`digest::session_ha1`] when needed). Marks the header authorized on success.
+pub fn check_response(c: &Ctx, idx: usize, cred: &Credentials, method: &[u8], ha1: &str) -> i32 {
+    let Some(alg) = Alg::of(cred) else {
+        return AUTH_ERROR;
+    };
+    let body_hash = if cred.qop.as_deref() == Some(b"auth-int") {
+        Some(alg.hash_hex(&[c.msg.current_body()]))
+    } else {
+        None
+    };
+    let expected = digest::response(alg, ha1, cred, method, body_hash.as_deref());
+    let got = cred.response.as_deref().unwrap_or(b"");
+    if got.len() == expected.len() && got.eq_ignore_ascii_case(expected.as_bytes()) {
+        mark_authorized(c, idx);
+        AUTH_OK
+    } else {
+        AUTH_INVALID_PASSWORD
+    }
+}
+
+/// The challenge header line (`WWW-Authenticate: ...` or `Proxy-Authenticate: ...`).
+pub fn challenge_header(c: &Ctx, realm: &[u8], flags: i64, proxy: bool) -> String {
+    let st = &c.core.m.auth;
+    let realm = strip_realm(st, realm);
+    let mut h = String::with_capacity(160);
+    h.push_str(if proxy {
+        "Proxy-Authenticate"
+    } else {
+        "WWW-Authenticate"
+    });
+    h.push_str(": Digest realm=\"");
+    h.push_str(&String::from_utf8_lossy(realm));
+    h.push_str("\", nonce=\"");
+    h.push_str(&new_nonce(c));
+    h.push('"');
+    if flags & 2 != 0 {
+        h.push_str(", qop=\"auth-int\"");
+    } else if flags & 1 != 0 {
+        h.push_str(", qop=\"auth\"");
+    }
+    if flags & 16 != 0 {
+        h.push_str(", stale=true");
+    }
+    if !st.algorithm.is_empty() {
+        h.push_str(", algorithm=");
+        h.push_str(&st.algorithm);
+    }
+    h.push_str("\r\n");
+    h
+}
+
+/// Realm to use when the script gives an empty one: the To host for REGISTER, else From.
+fn default_realm(c: &Ctx) -> Bytes {
+    let na = if c.msg.method() == Method::Register {
+        c.msg.to()
+    } else {
+        c.msg.from()
+    };
+    na.map(|n| n.uri.host.clone()).unwrap_or_default()
+}
+
+/// Sends a 401/407 with a challenge; 1 sent, -2 challenge failed, -3 reply failed.
+pub fn challenge(c: &mut Ctx, realm: &[u8], flags: i64, proxy: bool) -> i32 {
+    if !c.msg.is_request() {
+        return -1;
+    }
+    let realm = if realm.is_empty() {
+        default_realm(c)
+    } else {
+        Bytes::copy_from_slice(realm)
+    };
+    let hdr = challenge_header(c, &realm, flags, proxy);
+    c.reply_hdrs.push(Bytes::from(hdr));
+    let (code, reason): (u16, &[u8]) = if proxy {
+        (407, b"Proxy Authentication Required")
+    } else {
+        (401, b"Unauthorized")
+    };
+    if crate::modules::sl::send(c, code, reason) < 0 {
+        return -3;
+    }
+    1
+}
+
+/// The From/To/R-URI identity checks of `auth_check` (flags bit 1, bit 2 skips them for
+/// requests that may be anonymous); `use_domain` also compares hosts.
+pub fn check_identity(c: &Ctx, cred: &Credentials, flags: i64, use_domain: bool) -> i32 {
+    if flags & 1 == 0 {
+        return AUTH_OK;
+    }
+    let (user, _) = cred.user_and_domain();
+    let (Ok(from), m) = (c.msg.from(), c.msg.method()) else {
+        return AUTH_ERROR;
+    };
+    let reg_or_pub = matches!(m, Method::Register | Method::Publish);
+    let to = if reg_or_pub {
+        match c.msg.to() {
+            Ok(t) => Some(t),
+            Err(_) => return AUTH_ERROR,
+        }
+    } else {
+        None
+    };
+    let skip = flags & 2 != 0
+        && matches!(
+            m,
+            Method::Invite | Method::Bye | Method::Prack | Method::Update | Method::Message
+        );
+    if !skip {
+        let u = to.map(|t| &t.uri).unwrap_or(&from.uri);
+        if u.user != user {
+            return AUTH_USER_MISMATCH;
+        }
+    }
+    if let Some(to) = to {
+        if from.uri.user != to.uri.user {
+            return AUTH_USER_MISMATCH;
+        }
+        if use_domain && from.uri.host != to.uri.host {
+            return AUTH_USER_MISMATCH;
+        }
+        if m == Method::Publish {
+            let Ok(r) = c.msg.parsed_ruri() else {
+                return AUTH_ERROR;
+            };
+            if from.uri.user != r.user || (use_domain && from.uri.host != r.host) {
+                return AUTH_USER_MISMATCH;
+            }
+        }
+    }
+    AUTH_OK
+}
+
+/// `pv_www_authenticate` / `pv_proxy_authenticate`: the password (or HA1 with flags bit 1)
+/// comes from the script.
+pub fn pv_authenticate(
+    c: &mut Ctx,
+    realm: &[u8],
+    passwd: &[u8],
+    flags: i64,
+    proxy: bool,
+    method: &[u8],
+) -> i32 {
+    let ret = match pre_auth(c, realm, proxy) {
+        Err(r) => r,
+        Ok((idx, cred)) => match Alg::of(&cred) {
+            None => AUTH_ERROR,
+            Some(alg) => {
+                let ha1 = if flags & 1 != 0 {
+                    String::from_utf8_lossy(passwd).into_owned()
+                } else {
+                    let (user, _) = (cred.username.clone().unwrap_or_default(), ());
+                    alg.hash_hex(&[
+                        &user,
+                        b":",
+                        strip_realm(&c.core.m.auth, realm),
+                        b":",
+                        passwd,
+                    ])
+                };
+                let ha1 = digest::session_ha1(alg, &ha1, &cred);
+                check_response(c, idx, &cred, method, &ha1)
+            }
+        },
+    };
+    if ret < 0 && flags & 14 != 0 {
+        let qflags = if flags & 4 != 0 {
+            2
+        } else if flags & 2 != 0 {
+            1
+        } else {
+            0
+        } | (flags & 16);
+        let hdr = challenge_header(c, realm, qflags, proxy);
+        let name = c.core.m.auth.challenge_avp.clone();
+        let v = hdr.trim_end_matches("\r\n").to_string();
+        c.avps.insert(0, (name, Value::Str(Bytes::from(v))));
+    }
+    ret
+}
+
+fn register(r: &mut Registrar<'_>) {
+    let req = RouteMask::REQUEST;
+    let chall_routes = RouteMask(1 | 2 | 4 | 8);
+    r.kemi("auth", "consume_credentials", &[], RetType::Int, |c, _| {
+        Value::Int(consume_credentials(c) as i64)
+    })
+    .native("consume_credentials", req);
+    r.kemi("auth", "has_credentials", &[S], RetType::Int, |c, a| {
+        Value::Int(has_credentials(c, &arg_bytes(a, 0)) as i64)
+    })
+    .native("has_credentials", req);
+    r.kemi("auth", "www_challenge", &[S, I], RetType::Int, |c, a| {
+        Value::Int(challenge(c, &arg_bytes(a, 0), arg_int(a, 1), false) as i64)
+    })
+    .native("www_challenge", chall_routes);
+    r.kemi("auth", "proxy_challenge", &[S, I], RetType::Int, |c, a| {
+        Value::Int(challenge(c, &arg_bytes(a, 0), arg_int(a, 1), true) as i64)
+    })
+    .native("proxy_challenge", chall_routes);
+    r.kemi("auth", "auth_challenge", &[S, I], RetType::Int, |c, a| {
+        let proxy = c.msg.method() != Method::Register;
+        Value::Int(challenge(c, &arg_bytes(a, 0), arg_int(a, 1), proxy) as i64)
+    })
+    .native("auth_challenge", chall_routes);
+    r.kemi(
+        "auth",
+        "pv_www_authenticate",
+        &[S, S, I],
+        RetType::Int,
+        |c, a| {
+            let m = c.msg.method_raw();
+            Value::Int(pv_authenticate(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                arg_int(a, 2),
+                false,
+                &m,
+            ) as i64)
+        },
+    )
+    .native("pv_www_authenticate", req)
+    .native("pv_www_authorize", req);
+    r.kemi(
+        "auth",
+        "pv_www_authenticate_method",
+        &[S, S, I, S],
+        RetType::Int,
+        |c, a| {
+            let m = arg_bytes(a, 3);
+            Value::Int(pv_authenticate(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                arg_int(a, 2),
+                false,
+                &m,
+            ) as i64)
+        },
+    )
+    .native("pv_www_authenticate", req);
+    r.kemi(
+        "auth",
+        "pv_proxy_authenticate",
+        &[S, S, I],
+        RetType::Int,
+        |c, a| {
+            let m = c.msg.method_raw();
+            Value::Int(pv_authenticate(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                arg_int(a, 2),
+                true,
+                &m,
+            ) as i64)
+        },
+    )
+    .native("pv_proxy_authenticate", req)
+    .native("pv_proxy_authorize", req);
+    r.kemi(
+        "auth",
+        "pv_auth_check",
+        &[S, S, I, I],
+        RetType::Int,
+        |c, a| {
+            Value::Int(pv_auth_check(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                arg_int(a, 2),
+                arg_int(a, 3),
+            ) as i64)
+        },
+    )
+    .native("pv_auth_check", req);
+}
+
+fn pv_auth_check(c: &mut Ctx, realm: &[u8], passwd: &[u8], flags: i64, checks: i64) -> i32 {
+    if matches!(c.msg.method(), Method::Ack | Method::Cancel) {
+        return AUTH_OK;
+    }
+    let proxy = c.msg.method() != Method::Register;
+    let m = c.msg.method_raw();
+    let ret = pv_authenticate(c, realm, passwd, flags, proxy, &m);
+    if ret != AUTH_OK {
+        return ret;
+    }
+    let Some(idx) = authorized_header(c) else {
+        return ret;
+    };
+    let Some(h) = c.msg.headers().get(idx) else {
+        return ret;
+    };
+    match Credentials::parse_in(c.msg.buf(), &h.value) {
+        Ok(cred) => check_identity(c, &cred, checks, c.core.m.auth.use_domain),
+        Err(_) => AUTH_ERROR,
+    }
+}
+
+/// Removes the credentials header a successful check used: 1, or -1 when there is none.
+pub fn consume_credentials(c: &mut Ctx) -> i32 {
+    let Some(idx) = authorized_header(c) else {
+        crate::klog!(
+            L_ERR,
+            "auth",
+            "no authorized credentials found (error in scripts)"
+        );
+        return -1;
+    };
+    if c.msg.remove_header(idx) { 1 } else { -1 }
+}
+
+/// 1 when the request has digest credentials for `realm`, -1 otherwise.
+pub fn has_credentials(c: &Ctx, realm: &[u8]) -> i32 {
+    let st = &c.core.m.auth;
+    let realm = strip_realm(st, realm);
+    for kind in [HdrKind::Authorization, HdrKind::ProxyAuthorization] {
+        for (_, cred) in c.msg.credentials(kind) {
+            if strip_realm(st, cred.realm.as_deref().unwrap_or(b"")) == realm {
+                return 1;
+            }
+        }
+    }
+    -1
+}
