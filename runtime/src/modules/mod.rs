@@ -274,6 +274,7 @@ pub mod auth_db;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
+pub mod db_sqlite;
 pub mod htable;
 pub mod kemix;
 pub mod kex;
@@ -303,6 +304,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &db_sqlite::MODULE,
     &usrloc::MODULE,
     &registrar::MODULE,
     &auth::MODULE,

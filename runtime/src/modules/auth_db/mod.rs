@@ -3,6 +3,8 @@
 //! computed from the plain `password` column (`calculate_ha1`) or read from `ha1`/`ha1b`,
 //! and `load_credentials` copying subscriber columns into AVPs.
 
+pub mod subscriber;
+
 use super::auth::digest::{self, Alg};
 use super::auth::{
     AUTH_ERROR, AUTH_OK, AUTH_USER_UNKNOWN, check_identity, check_response, pre_auth,

@@ -48,10 +48,11 @@ pub static MODULE: ModuleDef = ModuleDef {
 };
 
 /// save() flags.
-const SAVE_NORPL: i64 = 0x01;
-const SAVE_MEM: i64 = 0x02;
+const SAVE_MEM: i64 = 0x01;
+const SAVE_NORPL: i64 = 0x02;
 const SAVE_REPL: i64 = 0x04;
-const SAVE_NOVARIATION: i64 = 0x10;
+const SAVE_NOVARIATION: i64 = 0x08;
+const SAVE_PREPRPL: i64 = 0x10;
 
 pub struct RegistrarState {
     pub default_expires: i64,
@@ -945,7 +946,13 @@ fn contact_header(rec: Option<&Record>, rs: &RegistrarState, t: i64) -> Option<B
 
 /// Sends the registrar's reply: 200 with the contacts, or the error's code with
 /// P-Registrar-Error (and Min-Expires / Unsupported / Retry-After as the error asks).
-fn send_reply(c: &mut Ctx, err: Option<RegError>, contacts: Option<Bytes>, path: &str) -> i32 {
+fn send_reply(
+    c: &mut Ctx,
+    err: Option<RegError>,
+    contacts: Option<Bytes>,
+    path: &str,
+    send: bool,
+) -> i32 {
     let rs = &c.core.m.registrar;
     if let Some(h) = contacts {
         c.reply_hdrs.push(h);
@@ -982,6 +989,9 @@ fn send_reply(c: &mut Ctx, err: Option<RegError>, contacts: Option<Bytes>, path:
             (e.code(), e.reason())
         }
     };
+    if !send {
+        return 1;
+    }
     crate::modules::sl::send(c, code, reason.as_bytes())
 }
 
@@ -990,12 +1000,18 @@ fn send_reply(c: &mut Ctx, err: Option<RegError>, contacts: Option<Bytes>, path:
 pub fn save(c: &mut Ctx, table: &[u8], flags: i64, uri: Option<&Bytes>) -> i32 {
     let ul = &c.core.m.usrloc;
     let rs = &c.core.m.registrar;
+    if flags & !0x1f != 0 {
+        crate::klog!(L_ERR, "registrar", "bad save flags {flags}");
+        return -1;
+    }
     let send = flags & SAVE_NORPL == 0 && c.msg.is_request();
+    // Flag 0x10 with 0x02: the reply headers are prepared for the script's own reply.
+    let prepare = !send && flags & SAVE_PREPRPL != 0;
     let t = now();
     let fail = |c: &mut Ctx, e: RegError, contacts: Option<Bytes>| -> i32 {
         crate::klog!(L_INFO, "registrar", "REGISTER refused: {}", e.info());
         if send {
-            send_reply(c, Some(e), contacts, "");
+            send_reply(c, Some(e), contacts, "", true);
         }
         if e == RegError::TooMany { -2 } else { -1 }
     };
@@ -1055,7 +1071,13 @@ pub fn save(c: &mut Ctx, table: &[u8], flags: i64, uri: Option<&Bytes>) -> i32 {
             }
             let ncs = match new_contacts(&list, &mi, rs, flags & SAVE_NOVARIATION != 0, t) {
                 Ok(n) => n,
-                Err(e) => return fail(c, e, None),
+                Err(e) => {
+                    // Kamailio finds a bad contact while updating an existing record and
+                    // then answers with the record's contacts.
+                    let rec = ul.get(&d, &aor).ok().flatten();
+                    let hdr = contact_header(rec.as_ref(), rs, t);
+                    return fail(c, e, hdr);
+                }
             };
             let replace = flags & SAVE_REPL != 0;
             let r = ul.update(&d, &aor, |rec| {
@@ -1077,10 +1099,10 @@ pub fn save(c: &mut Ctx, table: &[u8], flags: i64, uri: Option<&Bytes>) -> i32 {
     };
     match result {
         Ok((rc, rec)) => {
-            if send {
+            if send || prepare {
                 let hdr = contact_header(rec.as_ref(), rs, t);
                 let path = mi.path.clone();
-                if send_reply(c, None, hdr, &path) < 0 {
+                if send_reply(c, None, hdr, &path, send) < 0 {
                     return -1;
                 }
             }

@@ -727,8 +727,9 @@ impl UsrlocState {
                 DbVal::Str(s.to_string())
             }
         };
+        // Kamailio stores an unspecified q as -1.0.
         let q = if c.q == Q_UNSPECIFIED {
-            -0.001
+            -1.0
         } else {
             c.q as f64 / 1000.0
         };
