@@ -7,6 +7,7 @@
 mod common;
 use common::*;
 use md5::{Digest, Md5};
+use sha2::Sha256;
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -15,6 +16,12 @@ const DOMAIN: &str = "reg.test";
 
 fn md5_hex(s: &str) -> String {
     let mut h = Md5::new();
+    h.update(s.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn sha256_hex(s: &str) -> String {
+    let mut h = Sha256::new();
     h.update(s.as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -142,12 +149,22 @@ impl<'a> Ua<'a> {
         let realm = param(&www, "realm");
         let nonce = param(&www, "nonce");
         let uri = "sip:reg.test";
-        let ha1 = md5_hex(&format!("{auth_user}:{realm}:{password}"));
-        let ha2 = md5_hex(&format!("REGISTER:{uri}"));
-        let resp = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
-        let auth = format!(
-            "Authorization: Digest username=\"{auth_user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm=MD5\r\n"
-        );
+        let sha = www.contains("algorithm=SHA-256");
+        let h = |s: &str| if sha { sha256_hex(s) } else { md5_hex(s) };
+        let alg = if sha { "SHA-256" } else { "MD5" };
+        let ha1 = h(&format!("{auth_user}:{realm}:{password}"));
+        let ha2 = h(&format!("REGISTER:{uri}"));
+        let auth = if www.contains("qop=\"auth\"") {
+            let resp = h(&format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+            format!(
+                "Authorization: Digest username=\"{auth_user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={alg}, qop=auth, nc=00000001, cnonce=\"c0ffee\"\r\n"
+            )
+        } else {
+            let resp = h(&format!("{ha1}:{nonce}:{ha2}"));
+            format!(
+                "Authorization: Digest username=\"{auth_user}\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"{uri}\", response=\"{resp}\", algorithm={alg}\r\n"
+            )
+        };
         let second = self.register(user, callid, 2, &format!("X-Auth: 1\r\n{auth}{extra}"));
         (first, second)
     }
@@ -190,6 +207,7 @@ fn norm(reply: &str, ua: &Ua<'_>) -> String {
         "P-Registrar-Error",
         "Min-Expires",
         "Unsupported",
+        "Path",
     ] {
         for line in reply.split("\r\n") {
             if let Some((n, v)) = line.split_once(':')
@@ -364,6 +382,39 @@ fn scenario(s: &Server) -> Vec<String> {
     );
     let r = ua.register("dave", "reg-d1", 1, "Contact: <sip:dave@[broken\r\n");
     push("bad contact", &r);
+
+    // Path (use_path, path_mode 2): refused without "Supported: path", echoed with it, and
+    // the first hop becomes $du on lookup.
+    let path = "Path: <sip:edge.test;lr>\r\nPath: <sip:core.test;lr>\r\n";
+    let r = ua.register(
+        "erin",
+        "reg-e1",
+        1,
+        &format!("{path}Contact: <sip:erin@192.0.2.7>\r\n"),
+    );
+    push("path unsupported", &r);
+    let r = ua.register(
+        "erin",
+        "reg-e2",
+        1,
+        &format!("{path}Supported: path\r\nContact: <sip:erin@192.0.2.7>\r\n"),
+    );
+    push("path", &r);
+    push(
+        "lookup path",
+        &ua.query("OPTIONS", "erin", "lookup", "q-10"),
+    );
+
+    // Digest with qop=auth.
+    let (first, r) = ua.register_auth(
+        "alice",
+        "alice",
+        "secret",
+        "reg-q1",
+        "X-Qop: 1\r\nContact: <sip:alice@192.0.2.1:5070>\r\n",
+    );
+    push("qop challenge", &first);
+    push("qop authenticated", &r);
     t
 }
 
@@ -461,6 +512,19 @@ fn check_transcript(t: &[String]) {
     expect(t, "lookup after unregister", &["X-Rc: -1"]);
     expect(t, "star", &["200 OK"]);
     expect(t, "lookup after star", &["X-Rc: -1"]);
+    expect(
+        t,
+        "path unsupported",
+        &["420 Bad Extension", "Unsupported: path"],
+    );
+    expect(
+        t,
+        "path",
+        &["200 OK", "Path: <sip:edge.test;lr>,<sip:core.test;lr>"],
+    );
+    expect(t, "lookup path", &["X-Rc: 1", "X-Du: sip:edge.test;lr"]);
+    expect(t, "qop challenge", &["qop=\"auth\""]);
+    expect(t, "qop authenticated", &["200 OK"]);
 }
 
 #[test]
@@ -502,6 +566,48 @@ fn register_auth_and_location_match_kamailio() {
     for (w, g) in want.iter().zip(lua_t.iter()) {
         assert_eq!(g, w, "\n  kamailio: {w}\n  ksr lua:  {g}");
     }
+}
+
+#[test]
+fn sha256_digest_matches_kamailio() {
+    if !available() {
+        return;
+    }
+    let run = |s: &Server| {
+        let ua = Ua::new(s);
+        let (first, r) = ua.register_auth(
+            "alice",
+            "alice",
+            "secret",
+            "sha-1",
+            "Contact: <sip:alice@192.0.2.1>\r\n",
+        );
+        let (_, bad) = ua.register_auth(
+            "alice",
+            "alice",
+            "nope",
+            "sha-2",
+            "Contact: <sip:alice@192.0.2.1>\r\n",
+        );
+        vec![norm(&first, &ua), norm(&r, &ua), norm(&bad, &ua)]
+    };
+    let kdb = make_db("sk");
+    let k = start_kamailio(
+        &cfg(),
+        &[&format!("DBURL=\"{}\"", db_url(&kdb)), "WITH_SHA256"],
+    );
+    let want = run(&k);
+    drop(k);
+    let db = make_db("sn");
+    let s = start_ksr(
+        &cfg(),
+        &[&format!("DBURL=\"{}\"", db_url(&db)), "WITH_SHA256"],
+    );
+    let got = run(&s);
+    assert_eq!(got, want);
+    assert!(got[0].contains("algorithm=SHA-256"), "{}", got[0]);
+    assert!(got[1].starts_with("SIP/2.0 200 OK"), "{}", got[1]);
+    assert!(got[2].contains("X-Auth-Rc: -2"), "{}", got[2]);
 }
 
 /// Registers alice (with authentication) and bob, stops the server, checks the location

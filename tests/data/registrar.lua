@@ -15,7 +15,11 @@ function ksr_request_route()
 			local rc = KSR.auth_db.auth_check(KSR.kx.gete_fhost(), "subscriber", 1)
 			if rc < 0 then
 				KSR.hdr.append_to_reply("X-Auth-Rc: " .. rc .. "\r\n")
-				KSR.auth.auth_challenge(KSR.kx.gete_fhost(), 0)
+				if KSR.hdr.is_present("X-Qop") > 0 then
+					KSR.auth.auth_challenge(KSR.kx.gete_fhost(), 1)
+				else
+					KSR.auth.auth_challenge(KSR.kx.gete_fhost(), 0)
+				end
 				return
 			end
 			KSR.auth.consume_credentials()

@@ -610,9 +610,6 @@ fn msg_info(
             let first =
                 crate::sip::nameaddr::parse_list(&Bytes::from(path.clone()), path.as_bytes())
                     .map_err(|_| RegError::ParsePath)?;
-            if rs.path_mode == 2 && !has_option_tag(c, HdrKind::Supported, b"path") {
-                return Err(RegError::PathUnsup);
-            }
             if rs.path_use_received
                 && let Some(rcv) = first
                     .first()
@@ -957,21 +954,23 @@ fn send_reply(
     if let Some(h) = contacts {
         c.reply_hdrs.push(h);
     }
-    if err.is_none()
-        && rs.use_path
-        && !path.is_empty()
-        && rs.path_mode != 0
-        && has_option_tag(c, HdrKind::Supported, b"path")
-    {
-        c.reply_hdrs.push(Bytes::from(format!("Path: {path}\r\n")));
+    let mut err = err;
+    // Path is echoed when the UA supports it; path_mode 2 refuses a REGISTER whose UA does
+    // not (its contacts are saved all the same, as in Kamailio).
+    if err.is_none() && rs.use_path && !path.is_empty() && rs.path_mode != 0 {
+        if has_option_tag(c, HdrKind::Supported, b"path") {
+            c.reply_hdrs.push(Bytes::from(format!("Path: {path}\r\n")));
+        } else if rs.path_mode == 2 {
+            err = Some(RegError::PathUnsup);
+            c.reply_hdrs
+                .push(Bytes::from_static(b"Unsupported: path\r\n"));
+            c.reply_hdrs.push(Bytes::from(format!("Path: {path}\r\n")));
+        }
     }
     let (code, reason) = match err {
         None => (200, "OK"),
         Some(e) => {
             match e {
-                RegError::PathUnsup => c
-                    .reply_hdrs
-                    .push(Bytes::from_static(b"Unsupported: path\r\n")),
                 RegError::ObReqd => c
                     .reply_hdrs
                     .push(Bytes::from_static(b"Unsupported: outbound\r\n")),
