@@ -1,0 +1,173 @@
+//! usrloc/registrar through the offline server (real modules and VM, recording transport):
+//! the `ul.*` RPC commands and their JSON shape, contact expiry by the timer,
+//! `lookup_to_dset`, `unregister` by ruid.
+
+use bytes::Bytes;
+use compiler::frontend::parse_file;
+use compiler::preprocess::Options;
+use runtime::native::NativeFactory;
+use runtime::offline::Harness;
+use serde_json::{Value as Json, json};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+const CFG: &str = r#"
+listen=udp:127.0.0.1:5060
+loadmodule "sl.so"
+loadmodule "pv.so"
+loadmodule "textops.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+modparam("usrloc", "use_domain", 1)
+modparam("registrar", "min_expires", 0)
+request_route {
+	if (is_method("REGISTER")) {
+		save("location");
+		exit;
+	}
+	$var(rc) = 0;
+	if ($hdr(X-Op) == "dset") {
+		lookup_to_dset("location");
+		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "unreg") {
+		unregister("location", "$ru", "$hdr(X-Ruid)");
+		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "unreg-ruid") {
+		unregister("location", "", "$hdr(X-Ruid)");
+		$var(rc) = $rc;
+	}
+	append_to_reply("X-Rc: $var(rc)\r\nX-Ruri: $ru\r\nX-Br0: $(branch(uri)[0])\r\nX-Br1: $(branch(uri)[1])\r\n");
+	sl_send_reply("200", "Done");
+}
+"#;
+
+fn harness() -> Harness {
+    let dir = std::env::temp_dir().join(format!("ksr-ulo-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("ul.cfg");
+    std::fs::write(&path, CFG).expect("write cfg");
+    let r = parse_file(&path, &Options::default()).expect("read cfg");
+    let config = r.config.expect("parsed");
+    let setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
+    let program = compiler::lower::compile(&config, &setup.table, &setup.pvs)
+        .unwrap_or_else(|_| panic!("compile"));
+    let factory = NativeFactory {
+        program: Arc::new(program),
+    };
+    Harness::new(setup, &factory).expect("harness")
+}
+
+fn src() -> SocketAddr {
+    "127.0.0.1:5999".parse().unwrap()
+}
+
+fn send(h: &mut Harness, method: &str, ruri: &str, callid: &str, extra: &str) -> String {
+    let m = format!(
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-{callid}\r\nFrom: <sip:alice@reg.test>;tag=t-{callid}\r\nTo: <sip:alice@reg.test>\r\nCall-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+    );
+    h.feed(Bytes::from(m), src());
+    let sent = h.take_sent();
+    let (_, data) = sent.last().expect("a reply");
+    String::from_utf8_lossy(data).into_owned()
+}
+
+fn hdr<'a>(m: &'a str, name: &str) -> &'a str {
+    m.split("\r\n")
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
+        })
+        .unwrap_or("")
+}
+
+fn rpc(h: &Harness, method: &str, params: &[Json]) -> Result<Json, runtime::rpc::RpcError> {
+    h.core.rpc.call(h.core, method, params)
+}
+
+#[test]
+fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
+    let mut h = harness();
+    let r = send(
+        &mut h,
+        "REGISTER",
+        "sip:reg.test",
+        "r1",
+        "Contact: <sip:alice@192.0.2.1>;expires=1, <sip:alice@192.0.2.2>;q=0.7;expires=300\r\nUser-Agent: test-ua\r\n",
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK"), "{r}");
+
+    let dump = rpc(&h, "ul.dump", &[]).expect("ul.dump");
+    let dom = &dump["Domains"][0]["Domain"];
+    assert_eq!(dom["Domain"], "location");
+    let info = &dom["AoRs"][0]["Info"];
+    assert_eq!(info["AoR"], "alice@reg.test");
+    let contacts = info["Contacts"].as_array().expect("contacts");
+    assert_eq!(contacts.len(), 2);
+    let c0 = &contacts[0]["Contact"];
+    assert_eq!(c0["Address"], "sip:alice@192.0.2.2");
+    assert_eq!(c0["Q"], json!(0.7));
+    assert_eq!(c0["Call-ID"], "r1");
+    assert_eq!(c0["CSeq"], 1);
+    assert_eq!(c0["User-Agent"], "test-ua");
+    assert_eq!(c0["Received"], "[not set]");
+    assert_eq!(c0["Socket"], "udp:127.0.0.1:5060");
+    assert_eq!(c0["Methods"], json!(0xFFFF_FFFFu32));
+    assert!(c0["Expires"].as_i64().is_some_and(|e| (290..=300).contains(&e)));
+    let ruid = c0["Ruid"].as_str().expect("ruid").to_string();
+    assert!(ruid.starts_with("uloc-"), "{ruid}");
+    for k in ["State", "Flags", "CFlags", "Instance", "Reg-Id", "Last-Modified", "Path"] {
+        assert!(!c0[k].is_null(), "missing {k}");
+    }
+    let brief = rpc(&h, "ul.dump", &[json!("brief")]).expect("brief");
+    assert_eq!(
+        brief["Domains"][0]["Domain"]["AoRs"][0],
+        json!({"AoR": "alice@reg.test"})
+    );
+
+    let l = rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).expect("lookup");
+    assert_eq!(l["AoR"], "alice@reg.test");
+    assert_eq!(l["Contacts"].as_array().map(Vec::len), Some(2));
+    let e = rpc(&h, "ul.lookup", &[json!("location"), json!("bob@reg.test")]).unwrap_err();
+    assert_eq!(e.message, "AOR not found in location table");
+    let e = rpc(&h, "ul.lookup", &[json!("nope"), json!("bob@reg.test")]).unwrap_err();
+    assert_eq!(e.message, "Domain table not found");
+    assert!(rpc(&h, "ul.lookup", &[json!("location")]).is_err());
+
+    // lookup_to_dset: every contact as a branch, the R-URI untouched.
+    let r = send(&mut h, "OPTIONS", "sip:alice@reg.test", "d1", "X-Op: dset\r\n");
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    assert_eq!(hdr(&r, "X-Ruri"), "sip:alice@reg.test");
+    assert_eq!(hdr(&r, "X-Br0"), "sip:alice@192.0.2.2");
+    assert_eq!(hdr(&r, "X-Br1"), "sip:alice@192.0.2.1");
+
+    // The 1 s contact expires; the timer removes it.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    h.core.m.usrloc.timer(true);
+    let l = rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).expect("lookup");
+    assert_eq!(l["Contacts"].as_array().map(Vec::len), Some(1));
+
+    // unregister by ruid, with and without the AoR.
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "u1",
+        &format!("X-Op: unreg\r\nX-Ruid: {ruid}\r\n"),
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "u2",
+        &format!("X-Op: unreg-ruid\r\nX-Ruid: {ruid}\r\n"),
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "-3");
+    assert!(rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).is_err());
+
+    // ul.rm
+    send(&mut h, "REGISTER", "sip:reg.test", "r2", "Contact: <sip:alice@192.0.2.3>\r\n");
+    assert!(rpc(&h, "ul.rm", &[json!("location"), json!("alice@reg.test")]).is_ok());
+    let dump = rpc(&h, "ul.dump", &[]).expect("ul.dump");
+    assert_eq!(dump["Domains"][0]["Domain"]["AoRs"], json!([]));
+}
