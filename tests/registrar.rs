@@ -217,9 +217,11 @@ fn norm(reply: &str, ua: &Ua<'_>) -> String {
             }
         }
     }
-    if let Some(w) = header(reply, "WWW-Authenticate") {
-        let nonce = param(w, "nonce");
-        out.push(format!("WWW-Authenticate: {}", w.replace(&nonce, "NONCE")));
+    for name in ["WWW-Authenticate", "Proxy-Authenticate"] {
+        if let Some(w) = header(reply, name) {
+            let nonce = param(w, "nonce");
+            out.push(format!("{name}: {}", w.replace(&nonce, "NONCE")));
+        }
     }
     out.join(" | ")
         .replace(&format!(":{}", ua.port), ":CPORT")
@@ -405,6 +407,35 @@ fn scenario(s: &Server) -> Vec<String> {
         &ua.query("OPTIONS", "erin", "lookup", "q-10"),
     );
 
+    push(
+        "is_subscriber",
+        &ua.query("OPTIONS", "alice", "is_subscriber", "q-11"),
+    );
+    push(
+        "not subscriber",
+        &ua.query("OPTIONS", "zed", "is_subscriber", "q-12"),
+    );
+    // proxy_authorize + proxy_challenge (stale flag) for a MESSAGE.
+    let r = ua.query("MESSAGE", "alice", "proxy_auth", "q-13");
+    push("proxy challenge", &r);
+    let pa = header(&r, "Proxy-Authenticate").unwrap_or("").to_string();
+    let (realm, nonce) = (param(&pa, "realm"), param(&pa, "nonce"));
+    let ha1 = md5_hex(&format!("q:{realm}:nopass"));
+    let resp = md5_hex(&format!(
+        "{ha1}:{nonce}:{}",
+        md5_hex("MESSAGE:sip:alice@reg.test")
+    ));
+    let m = ua.msg(
+        "MESSAGE",
+        "sip:alice@reg.test",
+        "q-14",
+        2,
+        &format!("q@{DOMAIN}"),
+        &format!("alice@{DOMAIN}"),
+        &format!("X-Op: proxy_auth\r\nProxy-Authorization: Digest username=\"q\", realm=\"{realm}\", nonce=\"{nonce}\", uri=\"sip:alice@reg.test\", response=\"{resp}\"\r\n"),
+    );
+    push("proxy unknown user", &ua.send(&m));
+
     // Digest with qop=auth.
     let (first, r) = ua.register_auth(
         "alice",
@@ -524,6 +555,18 @@ fn check_transcript(t: &[String]) {
     );
     expect(t, "lookup path", &["X-Rc: 1", "X-Du: sip:edge.test;lr"]);
     expect(t, "qop challenge", &["qop=\"auth\""]);
+    expect(t, "is_subscriber", &["X-Rc: 1"]);
+    expect(t, "not subscriber", &["X-Rc: -2"]);
+    expect(
+        t,
+        "proxy challenge",
+        &[
+            "407 Proxy Authentication Required",
+            "X-Auth-Rc: -5",
+            "stale=true",
+        ],
+    );
+    expect(t, "proxy unknown user", &["407", "X-Auth-Rc: -3"]);
     expect(t, "qop authenticated", &["200 OK"]);
 }
 

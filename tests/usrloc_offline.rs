@@ -112,10 +112,22 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
     assert_eq!(c0["Received"], "[not set]");
     assert_eq!(c0["Socket"], "udp:127.0.0.1:5060");
     assert_eq!(c0["Methods"], json!(0xFFFF_FFFFu32));
-    assert!(c0["Expires"].as_i64().is_some_and(|e| (290..=300).contains(&e)));
+    assert!(
+        c0["Expires"]
+            .as_i64()
+            .is_some_and(|e| (290..=300).contains(&e))
+    );
     let ruid = c0["Ruid"].as_str().expect("ruid").to_string();
     assert!(ruid.starts_with("uloc-"), "{ruid}");
-    for k in ["State", "Flags", "CFlags", "Instance", "Reg-Id", "Last-Modified", "Path"] {
+    for k in [
+        "State",
+        "Flags",
+        "CFlags",
+        "Instance",
+        "Reg-Id",
+        "Last-Modified",
+        "Path",
+    ] {
         assert!(!c0[k].is_null(), "missing {k}");
     }
     let brief = rpc(&h, "ul.dump", &[json!("brief")]).expect("brief");
@@ -124,7 +136,12 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
         json!({"AoR": "alice@reg.test"})
     );
 
-    let l = rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).expect("lookup");
+    let l = rpc(
+        &h,
+        "ul.lookup",
+        &[json!("location"), json!("alice@reg.test")],
+    )
+    .expect("lookup");
     assert_eq!(l["AoR"], "alice@reg.test");
     assert_eq!(l["Contacts"].as_array().map(Vec::len), Some(2));
     let e = rpc(&h, "ul.lookup", &[json!("location"), json!("bob@reg.test")]).unwrap_err();
@@ -134,7 +151,13 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
     assert!(rpc(&h, "ul.lookup", &[json!("location")]).is_err());
 
     // lookup_to_dset: every contact as a branch, the R-URI untouched.
-    let r = send(&mut h, "OPTIONS", "sip:alice@reg.test", "d1", "X-Op: dset\r\n");
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "d1",
+        "X-Op: dset\r\n",
+    );
     assert_eq!(hdr(&r, "X-Rc"), "1");
     assert_eq!(hdr(&r, "X-Ruri"), "sip:alice@reg.test");
     assert_eq!(hdr(&r, "X-Br0"), "sip:alice@192.0.2.2");
@@ -143,7 +166,12 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
     // The 1 s contact expires; the timer removes it.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     h.core.m.usrloc.timer(true);
-    let l = rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).expect("lookup");
+    let l = rpc(
+        &h,
+        "ul.lookup",
+        &[json!("location"), json!("alice@reg.test")],
+    )
+    .expect("lookup");
     assert_eq!(l["Contacts"].as_array().map(Vec::len), Some(1));
 
     // unregister by ruid, with and without the AoR.
@@ -163,10 +191,23 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
         &format!("X-Op: unreg-ruid\r\nX-Ruid: {ruid}\r\n"),
     );
     assert_eq!(hdr(&r, "X-Rc"), "-3");
-    assert!(rpc(&h, "ul.lookup", &[json!("location"), json!("alice@reg.test")]).is_err());
+    assert!(
+        rpc(
+            &h,
+            "ul.lookup",
+            &[json!("location"), json!("alice@reg.test")]
+        )
+        .is_err()
+    );
 
     // ul.rm
-    send(&mut h, "REGISTER", "sip:reg.test", "r2", "Contact: <sip:alice@192.0.2.3>\r\n");
+    send(
+        &mut h,
+        "REGISTER",
+        "sip:reg.test",
+        "r2",
+        "Contact: <sip:alice@192.0.2.3>\r\n",
+    );
     assert!(rpc(&h, "ul.rm", &[json!("location"), json!("alice@reg.test")]).is_ok());
     let dump = rpc(&h, "ul.dump", &[]).expect("ul.dump");
     assert_eq!(dump["Domains"][0]["Domain"]["AoRs"], json!([]));

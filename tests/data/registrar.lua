@@ -46,6 +46,15 @@ function ksr_request_route()
 			rc = KSR.registrar.registered("location")
 		elseif op == "unregister" then
 			rc = KSR.registrar.unregister("location", KSR.pv.get("$ru"))
+		elseif op == "is_subscriber" then
+			rc = KSR.auth_db.is_subscriber(KSR.pv.get("$ru"), "subscriber", 3)
+		elseif op == "proxy_auth" then
+			rc = KSR.auth_db.auth_check(KSR.kx.gete_fhost(), "subscriber", 0)
+			if rc < 0 then
+				KSR.hdr.append_to_reply("X-Auth-Rc: " .. rc .. "\r\n")
+				KSR.auth.proxy_challenge(KSR.kx.gete_fhost(), 16)
+				return
+			end
 		end
 		KSR.hdr.append_to_reply("X-Rc: " .. rc .. "\r\nX-Ruri: " .. KSR.pv.gete("$ru")
 			.. "\r\nX-Du: " .. (KSR.pv.get("$du") or "<null>")

@@ -285,7 +285,9 @@ pub fn auth_check(c: &mut Ctx, realm: &[u8], table: &[u8], flags: i64) -> i32 {
     }
 }
 
-/// `is_subscriber(uri, table, flags)`: 1 found, -1 not found or error.
+/// `is_subscriber(uri, table, flags)`: 1 found, -2 not found, -1 error. (Kamailio 5.6 fails
+/// its query with -1 when `load_credentials` is empty and flag 2 is not given; ksr answers
+/// 1 for an existing subscriber then.)
 pub fn is_subscriber(c: &mut Ctx, uri: &[u8], table: &[u8], flags: i64) -> i32 {
     let Ok(u) = Uri::parse_bytes(uri) else {
         crate::klog!(L_ERR, "auth_db", "invalid uri parameter");
@@ -316,7 +318,7 @@ pub fn is_subscriber(c: &mut Ctx, uri: &[u8], table: &[u8], flags: i64) -> i32 {
         }
     };
     let Some(row) = rows.into_iter().next() else {
-        return -1;
+        return -2;
     };
     if flags & 2 == 0 {
         let sub = Subscriber {
