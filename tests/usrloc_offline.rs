@@ -32,6 +32,17 @@ request_route {
 	} else if ($hdr(X-Op) == "unreg") {
 		unregister("location", "$ru", "$hdr(X-Ruid)");
 		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "fetch") {
+		reg_fetch_contacts("location", "$ru", "p");
+		$var(rc) = $rc;
+		append_to_reply("X-Count: $ulc(p=>count)\r\nX-Addr0: $ulc(p=>addr)\r\nX-Addr1: $(ulc(p=>addr)[1])\r\nX-Aor: $ulc(p=>aor)\r\nX-Q: $ulc(p=>q)\r\nX-Ua: $ulc(p=>user_agent)\r\n");
+		reg_free_contacts("p");
+		append_to_reply("X-Freed: $ulc(p=>count)\r\n");
+	} else if ($hdr(X-Op) == "branches") {
+		append_branch("sip:bob@reg.test");
+		append_branch("sip:nobody@reg.test");
+		lookup_branches("location");
+		$var(rc) = $rc;
 	} else if ($hdr(X-Op) == "unreg-ruid") {
 		unregister("location", "", "$hdr(X-Ruid)");
 		$var(rc) = $rc;
@@ -62,8 +73,19 @@ fn src() -> SocketAddr {
 }
 
 fn send(h: &mut Harness, method: &str, ruri: &str, callid: &str, extra: &str) -> String {
+    send_as(h, "alice", method, ruri, callid, extra)
+}
+
+fn send_as(
+    h: &mut Harness,
+    user: &str,
+    method: &str,
+    ruri: &str,
+    callid: &str,
+    extra: &str,
+) -> String {
     let m = format!(
-        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-{callid}\r\nFrom: <sip:alice@reg.test>;tag=t-{callid}\r\nTo: <sip:alice@reg.test>\r\nCall-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
+        "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:5999;branch=z9hG4bK-{callid}\r\nFrom: <sip:{user}@reg.test>;tag=t-{callid}\r\nTo: <sip:{user}@reg.test>\r\nCall-ID: {callid}\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{extra}Content-Length: 0\r\n\r\n"
     );
     h.feed(Bytes::from(m), src());
     let sent = h.take_sent();
@@ -85,7 +107,7 @@ fn rpc(h: &Harness, method: &str, params: &[Json]) -> Result<Json, runtime::rpc:
 }
 
 #[test]
-fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
+fn rpc_dump_lookup_expiry_dset_ulc_branches_and_unregister_by_ruid() {
     let mut h = harness();
     let r = send(
         &mut h,
@@ -163,6 +185,55 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
     assert_eq!(hdr(&r, "X-Br0"), "sip:alice@192.0.2.2");
     assert_eq!(hdr(&r, "X-Br1"), "sip:alice@192.0.2.1");
 
+    // reg_fetch_contacts and $ulc
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "f1",
+        "X-Op: fetch\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    assert_eq!(hdr(&r, "X-Count"), "2");
+    assert_eq!(hdr(&r, "X-Addr0"), "sip:alice@192.0.2.2");
+    assert_eq!(hdr(&r, "X-Addr1"), "sip:alice@192.0.2.1");
+    assert_eq!(hdr(&r, "X-Aor"), "alice@reg.test");
+    assert_eq!(hdr(&r, "X-Q"), "700");
+    assert_eq!(hdr(&r, "X-Ua"), "test-ua");
+    assert_eq!(hdr(&r, "X-Freed"), "<null>");
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:nobody@reg.test",
+        "f2",
+        "X-Op: fetch\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "-1");
+
+    // lookup_branches: the R-URI and the clean branches are looked up.
+    send_as(
+        &mut h,
+        "bob",
+        "REGISTER",
+        "sip:reg.test",
+        "rb",
+        "Contact: <sip:bob@192.0.2.20>\r\n",
+    )
+    .starts_with("SIP/2.0 200")
+    .then_some(())
+    .expect("bob registered");
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "b1",
+        "X-Op: branches\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    assert_eq!(hdr(&r, "X-Ruri"), "sip:alice@192.0.2.2");
+    assert_eq!(hdr(&r, "X-Br0"), "sip:bob@192.0.2.20");
+    assert_eq!(hdr(&r, "X-Br1"), "sip:nobody@reg.test");
+
     // The 1 s contact expires; the timer removes it.
     std::thread::sleep(std::time::Duration::from_millis(2100));
     h.core.m.usrloc.timer(true);
@@ -210,5 +281,9 @@ fn rpc_dump_lookup_expiry_dset_and_unregister_by_ruid() {
     );
     assert!(rpc(&h, "ul.rm", &[json!("location"), json!("alice@reg.test")]).is_ok());
     let dump = rpc(&h, "ul.dump", &[]).expect("ul.dump");
-    assert_eq!(dump["Domains"][0]["Domain"]["AoRs"], json!([]));
+    let aors = dump["Domains"][0]["Domain"]["AoRs"]
+        .as_array()
+        .expect("aors");
+    assert_eq!(aors.len(), 1);
+    assert_eq!(aors[0]["Info"]["AoR"], "bob@reg.test");
 }

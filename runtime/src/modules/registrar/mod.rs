@@ -2,6 +2,8 @@
 //! answers it, `lookup()` turns a request's R-URI into the registered contacts (R-URI, `$du`
 //! from received/Path, more contacts as branches), `registered()` and `unregister()`.
 
+pub mod regpv;
+
 use super::core::actions::{arg_bytes, arg_int};
 use super::usrloc::{ALL_METHODS, Contact, FL_MEM, Q_UNSPECIFIED, Record, UsrlocState, now};
 use super::{InitCtx, ModuleDef, ParamDef, Registrar};
@@ -211,6 +213,63 @@ fn register(r: &mut Registrar<'_>) {
         },
     )
     .native("lookup_to_dset", REQ_FAIL);
+
+    r.kemi(
+        "registrar",
+        "lookup_branches",
+        &[S],
+        RetType::Int,
+        |c, a| Value::Int(lookup_branches(c, &arg_bytes(a, 0)) as i64),
+    )
+    .native("lookup_branches", REQ_FAIL);
+    r.kemi(
+        "registrar",
+        "reg_fetch_contacts",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| {
+            let table = String::from_utf8_lossy(&arg_bytes(a, 0)).into_owned();
+            let profile = String::from_utf8_lossy(&arg_bytes(a, 2)).into_owned();
+            Value::Int(regpv::fetch(c, &table, &arg_bytes(a, 1), &profile) as i64)
+        },
+    )
+    .native("reg_fetch_contacts", REQ_FAIL);
+    r.kemi(
+        "registrar",
+        "reg_free_contacts",
+        &[S],
+        RetType::Int,
+        |_, a| Value::Int(regpv::free(&String::from_utf8_lossy(&arg_bytes(a, 0))) as i64),
+    )
+    .native("reg_free_contacts", REQ_FAIL);
+    r.kemi("registrar", "ulc_rget", &[S, S], RetType::Xval, |_, a| {
+        regpv::get(
+            &String::from_utf8_lossy(&arg_bytes(a, 0)),
+            &String::from_utf8_lossy(&arg_bytes(a, 1)),
+            0,
+        )
+    });
+    r.kemi(
+        "registrar",
+        "ulc_cget",
+        &[S, S, I],
+        RetType::Xval,
+        |_, a| {
+            regpv::get(
+                &String::from_utf8_lossy(&arg_bytes(a, 0)),
+                &String::from_utf8_lossy(&arg_bytes(a, 1)),
+                arg_int(a, 2),
+            )
+        },
+    );
+    r.pvs.add(vm::pv::PvClass {
+        name: "ulc",
+        get: regpv::pv_get,
+        set: None,
+        parse_name: Some(regpv::parse_name as fn(&str) -> Result<vm::pv::PvParam, String>),
+        name_required: true,
+        takes_index: true,
+    });
 
     r.kemi("registrar", "registered", &[S], RetType::Int, |c, a| {
         Value::Int(registered(c, &arg_bytes(a, 0), None) as i64)
@@ -1252,6 +1311,77 @@ pub fn lookup(c: &mut Ctx, table: &[u8], uri: Option<&Bytes>, to_dset: bool) -> 
         }
     }
     1
+}
+
+/// `lookup_branches(table)`: lookup for the R-URI and for every clean branch (no `$du`,
+/// path, socket or flags), each found branch taking its first contact's attributes.
+/// 1 when any was found, else the last lookup's code.
+pub fn lookup_branches(c: &mut Ctx, table: &[u8]) -> i32 {
+    let n = c.branches.len();
+    let mut ret = lookup(c, table, None, false);
+    if n == 0 {
+        return ret;
+    }
+    let mut found = ret > 0;
+    let saved_uri = c
+        .msg
+        .ruri_rewritten()
+        .then(|| c.msg.ruri().cloned())
+        .flatten();
+    let saved = (
+        c.dst_uri.take(),
+        c.path_vec.take(),
+        c.ruri_q,
+        c.force_socket.take(),
+        c.bflags,
+    );
+    for i in 0..n {
+        let Some(b) = c.branches.get(i) else { break };
+        if b.uri.is_empty()
+            || b.dst_uri.is_some()
+            || b.path.is_some()
+            || b.force_socket.is_some()
+            || b.flags != 0
+        {
+            continue;
+        }
+        c.msg.set_ruri(b.uri.clone());
+        c.dst_uri = None;
+        c.path_vec = None;
+        c.ruri_q = Q_UNSPECIFIED;
+        c.force_socket = None;
+        c.bflags = 0;
+        ret = lookup(c, table, None, false);
+        if ret > 0 {
+            found = true;
+            let uri = c.msg.ruri().cloned().unwrap_or_default();
+            let (dst, path, q, sock, flags) = (
+                c.dst_uri.clone(),
+                c.path_vec.clone(),
+                c.ruri_q,
+                c.force_socket,
+                c.bflags,
+            );
+            if let Some(b) = c.branches.get_mut(i) {
+                b.uri = uri;
+                b.dst_uri = dst;
+                b.path = path;
+                b.q = q;
+                b.force_socket = sock;
+                b.flags = flags;
+            }
+        }
+    }
+    match saved_uri {
+        Some(u) => c.msg.set_ruri(u),
+        None => c.msg.reset_ruri(),
+    }
+    c.dst_uri = saved.0;
+    c.path_vec = saved.1;
+    c.ruri_q = saved.2;
+    c.force_socket = saved.3;
+    c.bflags = saved.4;
+    if found { 1 } else { ret }
 }
 
 /// `registered(table[, uri])`: 1 when the AoR has a valid contact, -1 otherwise.
