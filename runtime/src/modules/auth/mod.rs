@@ -520,6 +520,10 @@ pub fn pv_authenticate(
 }
 
 fn register(r: &mut Registrar<'_>) {
+    // A new request has no authorized credentials yet.
+    r.hooks
+        .request_pre
+        .push(|_| AUTHORIZED.with(|a| a.set((0, usize::MAX))));
     let req = RouteMask::REQUEST;
     let chall_routes = RouteMask(1 | 2 | 4 | 8);
     r.kemi("auth", "consume_credentials", &[], RetType::Int, |c, _| {

@@ -198,9 +198,17 @@ impl Record {
 /// One location table.
 pub struct Domain {
     pub name: String,
-    recs: Mutex<AHashMap<String, Record>>,
+    /// Records by AoR, spread over `2^hash_size` independently locked slots.
+    slots: Vec<Mutex<AHashMap<String, Record>>>,
     /// ruids deleted from memory but still in the database (write-back mode).
     deleted: Mutex<Vec<String>>,
+}
+
+impl Domain {
+    fn slot(&self, aor: &str) -> &Mutex<AHashMap<String, Record>> {
+        let i = aor_hash(aor) as usize & (self.slots.len() - 1);
+        &self.slots[i]
+    }
 }
 
 /// Database column names (modparams `*_column`).
@@ -430,7 +438,9 @@ impl UsrlocState {
         }
         let d = Arc::new(Domain {
             name: name.to_string(),
-            recs: Mutex::new(AHashMap::new()),
+            slots: (0..1usize << self.hash_size)
+                .map(|_| Mutex::new(AHashMap::new()))
+                .collect(),
             deleted: Mutex::new(Vec::new()),
         });
         w.push(d.clone());
@@ -555,7 +565,6 @@ impl UsrlocState {
         let rows = db::with(h, |db| db.select(&d.name, &cols, &[], None))?;
         let t = now();
         let mut n = 0;
-        let mut recs = d.recs.lock();
         for row in rows {
             let Some((aor, c)) = self.row_contact(&row) else {
                 continue;
@@ -563,6 +572,7 @@ impl UsrlocState {
             if !c.valid(t) {
                 continue;
             }
+            let mut recs = d.slot(&aor).lock();
             let rec = recs.entry(aor.clone()).or_insert_with(|| Record {
                 aor,
                 contacts: Vec::new(),
@@ -598,7 +608,7 @@ impl UsrlocState {
             let r = self.load_record(h, d, aor)?;
             return Ok((!r.contacts.is_empty()).then_some(r));
         }
-        Ok(d.recs.lock().get(aor).cloned())
+        Ok(d.slot(aor).lock().get(aor).cloned())
     }
 
     /// Changes the record of `aor` (created empty when missing) with `f`, then writes the
@@ -610,7 +620,7 @@ impl UsrlocState {
         aor: &str,
         f: impl FnOnce(&mut Record) -> R,
     ) -> Result<R, DbError> {
-        let mut recs = d.recs.lock();
+        let mut recs = d.slot(aor).lock();
         if self.db_mode == 3 {
             let Some(h) = &self.db else {
                 return Err(DbError::BadUrl(String::new()));
@@ -808,10 +818,12 @@ impl UsrlocState {
             return Ok(n > 0);
         }
         let aor = {
-            let recs = d.recs.lock();
-            recs.values()
-                .find(|r| r.contacts.iter().any(|c| c.ruid == ruid))
-                .map(|r| r.aor.clone())
+            d.slots.iter().find_map(|s| {
+                s.lock()
+                    .values()
+                    .find(|r| r.contacts.iter().any(|c| c.ruid == ruid))
+                    .map(|r| r.aor.clone())
+            })
         };
         let Some(aor) = aor else {
             return Ok(false);
@@ -843,7 +855,11 @@ impl UsrlocState {
             v.sort_by(|a, b| a.aor.cmp(&b.aor));
             return v;
         }
-        let mut v: Vec<Record> = d.recs.lock().values().cloned().collect();
+        let mut v: Vec<Record> = d
+            .slots
+            .iter()
+            .flat_map(|s| s.lock().values().cloned().collect::<Vec<_>>())
+            .collect();
         v.sort_by(|a, b| a.aor.cmp(&b.aor));
         v
     }
@@ -895,18 +911,40 @@ impl UsrlocState {
             }
             return;
         }
-        let mut recs = d.recs.lock();
         let mut expired: Vec<(String, CState, u32)> = Vec::new();
-        for r in recs.values_mut() {
-            r.contacts.retain(|c| {
-                let keep = c.valid(t);
-                if !keep {
-                    expired.push((c.ruid.clone(), c.state, c.flags));
+        for slot in &d.slots {
+            let mut recs = slot.lock();
+            for r in recs.values_mut() {
+                r.contacts.retain(|c| {
+                    let keep = c.valid(t);
+                    if !keep {
+                        expired.push((c.ruid.clone(), c.state, c.flags));
+                    }
+                    keep
+                });
+            }
+            recs.retain(|_, r| !r.contacts.is_empty());
+            // Write-back: new and changed contacts go to the database now.
+            let (Some(h), 2) = (&self.db, self.db_mode) else {
+                continue;
+            };
+            for r in recs.values_mut() {
+                for c in r.contacts.iter_mut() {
+                    if c.state == CState::Sync || c.flags & FL_MEM != 0 {
+                        continue;
+                    }
+                    match self.db_upsert(h, &d.name, &r.aor, c, c.state == CState::New) {
+                        Ok(()) => c.state = CState::Sync,
+                        Err(e) => crate::klog!(
+                            L_ERR,
+                            "usrloc",
+                            "flushing contact of {} failed: {e}",
+                            r.aor
+                        ),
+                    }
                 }
-                keep
-            });
+            }
         }
-        recs.retain(|_, r| !r.contacts.is_empty());
         let Some(h) = &self.db else {
             return;
         };
@@ -919,22 +957,6 @@ impl UsrlocState {
         for ruid in &deleted {
             if let Err(e) = self.db_delete(h, &d.name, ruid) {
                 crate::klog!(L_ERR, "usrloc", "deleting contact {ruid} failed: {e}");
-            }
-        }
-        if self.db_mode != 2 {
-            return;
-        }
-        for r in recs.values_mut() {
-            for c in r.contacts.iter_mut() {
-                if c.state == CState::Sync || c.flags & FL_MEM != 0 {
-                    continue;
-                }
-                match self.db_upsert(h, &d.name, &r.aor, c, c.state == CState::New) {
-                    Ok(()) => c.state = CState::Sync,
-                    Err(e) => {
-                        crate::klog!(L_ERR, "usrloc", "flushing contact of {} failed: {e}", r.aor)
-                    }
-                }
             }
         }
     }
