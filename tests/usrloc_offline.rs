@@ -22,6 +22,13 @@ modparam("usrloc", "use_domain", 1)
 modparam("registrar", "min_expires", 0)
 request_route {
 	if (is_method("REGISTER")) {
+		if (is_present_hf("X-Later")) {
+			save("location", "0x02");
+			$var(rc) = $rc;
+			append_to_reply("X-Save-Rc: $var(rc)\r\n");
+			reg_send_reply();
+			exit;
+		}
 		save("location");
 		exit;
 	}
@@ -107,7 +114,7 @@ fn rpc(h: &Harness, method: &str, params: &[Json]) -> Result<Json, runtime::rpc:
 }
 
 #[test]
-fn rpc_dump_lookup_expiry_dset_ulc_branches_and_unregister_by_ruid() {
+fn rpc_dump_lookup_expiry_dset_ulc_branches_send_reply_and_unregister_by_ruid() {
     let mut h = harness();
     let r = send(
         &mut h,
@@ -271,6 +278,33 @@ fn rpc_dump_lookup_expiry_dset_ulc_branches_and_unregister_by_ruid() {
         .is_err()
     );
 
+    // save without reply, then reg_send_reply
+    let r = send_as(
+        &mut h,
+        "carol",
+        "REGISTER",
+        "sip:reg.test",
+        "later",
+        "X-Later: 1\r\nContact: <sip:carol@192.0.2.30>;q=0.2\r\n",
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK"), "{r}");
+    assert_eq!(hdr(&r, "X-Save-Rc"), "1");
+    assert_eq!(
+        hdr(&r, "Contact"),
+        "<sip:carol@192.0.2.30>;q=0.2;expires=3600"
+    );
+    let r = send_as(
+        &mut h,
+        "carol",
+        "REGISTER",
+        "sip:reg.test",
+        "later2",
+        "X-Later: 1\r\nContact: <sip:carol@192.0.2.30>;q=7\r\n",
+    );
+    assert!(r.starts_with("SIP/2.0 400 Bad Request"), "{r}");
+    assert_eq!(hdr(&r, "X-Save-Rc"), "-1");
+    assert_eq!(hdr(&r, "P-Registrar-Error"), "Invalid q param in contact");
+
     // ul.rm
     send(
         &mut h,
@@ -284,6 +318,9 @@ fn rpc_dump_lookup_expiry_dset_ulc_branches_and_unregister_by_ruid() {
     let aors = dump["Domains"][0]["Domain"]["AoRs"]
         .as_array()
         .expect("aors");
-    assert_eq!(aors.len(), 1);
-    assert_eq!(aors[0]["Info"]["AoR"], "bob@reg.test");
+    let names: Vec<&str> = aors
+        .iter()
+        .filter_map(|a| a["Info"]["AoR"].as_str())
+        .collect();
+    assert_eq!(names, ["bob@reg.test", "carol@reg.test"]);
 }

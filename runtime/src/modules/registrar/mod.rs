@@ -214,6 +214,13 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("lookup_to_dset", REQ_FAIL);
 
+    r.hooks
+        .request_pre
+        .push(|_| PENDING.with(|p| *p.borrow_mut() = None));
+    r.kemi("registrar", "reg_send_reply", &[], RetType::Int, |c, _| {
+        Value::Int(reg_send_reply(c) as i64)
+    })
+    .native("reg_send_reply", REQ_FAIL);
     r.kemi(
         "registrar",
         "lookup_branches",
@@ -1000,6 +1007,36 @@ fn contact_header(rec: Option<&Record>, rs: &RegistrarState, t: i64) -> Option<B
     Some(Bytes::from(out))
 }
 
+/// What `save()` with flag 0x02 would have answered, for `reg_send_reply()` (per worker,
+/// cleared for every new request).
+type PendingReply = (Option<RegError>, Option<Bytes>, String);
+
+thread_local! {
+    static PENDING: std::cell::RefCell<Option<PendingReply>> = const { std::cell::RefCell::new(None) };
+}
+
+fn keep_reply(err: Option<RegError>, contacts: Option<Bytes>, path: String) {
+    PENDING.with(|p| *p.borrow_mut() = Some((err, contacts, path)));
+}
+
+/// `reg_send_reply()`: sends the reply a `save(..., 0x02)` of this request prepared; 1 sent,
+/// -1 when there is none or sending failed.
+pub fn reg_send_reply(c: &mut Ctx) -> i32 {
+    let Some((err, contacts, path)) = PENDING.with(|p| p.borrow_mut().take()) else {
+        crate::klog!(
+            L_ERR,
+            "registrar",
+            "reg_send_reply: no save() result to answer with"
+        );
+        return -1;
+    };
+    if send_reply(c, err, contacts, &path, true) < 0 {
+        -1
+    } else {
+        1
+    }
+}
+
 /// Sends the registrar's reply: 200 with the contacts, or the error's code with
 /// P-Registrar-Error (and Min-Expires / Unsupported / Retry-After as the error asks).
 fn send_reply(
@@ -1070,6 +1107,8 @@ pub fn save(c: &mut Ctx, table: &[u8], flags: i64, uri: Option<&Bytes>) -> i32 {
         crate::klog!(L_INFO, "registrar", "REGISTER refused: {}", e.info());
         if send {
             send_reply(c, Some(e), contacts, "", true);
+        } else {
+            keep_reply(Some(e), contacts, String::new());
         }
         if e == RegError::TooMany { -2 } else { -1 }
     };
@@ -1157,12 +1196,14 @@ pub fn save(c: &mut Ctx, table: &[u8], flags: i64, uri: Option<&Bytes>) -> i32 {
     };
     match result {
         Ok((rc, rec)) => {
+            let hdr = contact_header(rec.as_ref(), rs, t);
+            let path = mi.path.clone();
             if send || prepare {
-                let hdr = contact_header(rec.as_ref(), rs, t);
-                let path = mi.path.clone();
                 if send_reply(c, None, hdr, &path, send) < 0 {
                     return -1;
                 }
+            } else {
+                keep_reply(None, hdr, path);
             }
             rc
         }
