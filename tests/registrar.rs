@@ -810,21 +810,30 @@ fn sipp_registers_with_digest() {
         free_port()
     ));
     let _ = std::fs::create_dir_all(&dir);
-    let out = Command::new("sipp")
-        .current_dir(&dir)
-        .arg(format!("127.0.0.1:{}", s.port))
-        .arg("-sf")
-        .arg(root().join("tests/sipp/register_auth.xml"))
-        .args(["-i", "127.0.0.1", "-p", &free_port().to_string()])
-        .args(["-m", "20", "-r", "50", "-timeout", "20s", "-nostdin"])
-        .output()
-        .expect("sipp");
-    assert!(
-        out.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = sql(&db, "select count(*) from location where username='alice'");
-    assert_eq!(rows, "1");
+    for (transport, proto) in [("u1", "udp"), ("t1", "tcp")] {
+        let port = free_port();
+        let out = Command::new("sipp")
+            .current_dir(&dir)
+            .arg(format!("127.0.0.1:{}", s.port))
+            .arg("-sf")
+            .arg(root().join("tests/sipp/register_auth.xml"))
+            .args(["-i", "127.0.0.1", "-p", &port.to_string(), "-t", transport])
+            .args(["-m", "20", "-r", "50", "-timeout", "20s", "-nostdin"])
+            .output()
+            .expect("sipp");
+        assert!(
+            out.status.success(),
+            "{transport}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        // One binding (the same contact each time), received on the transport used.
+        let rows = sql(
+            &db,
+            &format!(
+                "select socket from location where username='alice' and contact like '%:{port}'"
+            ),
+        );
+        assert_eq!(rows, format!("{proto}:127.0.0.1:{}", s.port));
+    }
 }
