@@ -764,6 +764,11 @@ fn garbage_never_stops_the_registrar() {
         "Contact: <sip:x@y>\r\n",
     ));
     let _ = r;
+    // A database failure answers 500 with usrloc's error and the server goes on.
+    let _ = sql(&db, "drop table location");
+    let r = ua.register("alice", "g-db", 1, "Contact: <sip:alice@192.0.2.77>\r\n");
+    assert!(r.starts_with("SIP/2.0 500 Server Internal Error"), "{r}");
+    assert!(r.contains("P-Registrar-Error: usrloc_contact_insert failed"), "{r}");
     // still serving
     let (_, r) = ua.register_auth(
         "alice",

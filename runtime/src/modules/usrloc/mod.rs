@@ -35,8 +35,6 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("hash_size"),
         ParamDef::int("db_check_update"),
         ParamDef::int("db_update_as_insert"),
-        ParamDef::int("skip_remote_socket"),
-        ParamDef::int("server_id_filter"),
         ParamDef::int("version_table"),
         ParamDef::str("user_column"),
         ParamDef::str("domain_column"),
