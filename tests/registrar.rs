@@ -436,6 +436,44 @@ fn scenario(s: &Server) -> Vec<String> {
     );
     push("proxy unknown user", &ua.send(&m));
 
+    // Contact forms: duplicates in one REGISTER, display names and URI parameters,
+    // +sip.instance/reg-id, AoR case, several contacts removed by Expires: 0.
+    let r = ua.register(
+        "frank",
+        "reg-f1",
+        1,
+        "Contact: <sip:frank@192.0.2.40>;expires=300, <sip:frank@192.0.2.40>;expires=600\r\nContact: \"Frank F\" <sip:frank@192.0.2.41;transport=tcp>;q=1;expires=120\r\n",
+    );
+    push("duplicates and display names", &r);
+    let r = ua.register(
+        "frank",
+        "reg-f2",
+        1,
+        "Contact: <sip:frank@192.0.2.42>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1;expires=200\r\n",
+    );
+    push("instance", &r);
+    let r = ua.register(
+        "frank",
+        "reg-f3",
+        1,
+        "Contact: <sip:frank@192.0.2.43>;+sip.instance=\"<urn:uuid:00000000-0000-1000-8000-000A95A0E128>\";reg-id=1;expires=200\r\n",
+    );
+    push("same instance new call-id", &r);
+    let aor = format!("Frank@{DOMAIN}");
+    let r = ua.send(&ua.msg("REGISTER", "sip:reg.test", "reg-f4", 1, &aor, &aor, ""));
+    push("aor case", &r);
+    let r = ua.register(
+        "frank",
+        "reg-f5",
+        1,
+        "Contact: <sip:frank@192.0.2.40>, <sip:frank@192.0.2.41;transport=tcp>\r\nExpires: 0\r\n",
+    );
+    push("expires 0 for two", &r);
+    push(
+        "lookup frank",
+        &ua.query("OPTIONS", "frank", "lookup", "q-15"),
+    );
+
     // Digest with qop=auth.
     let (first, r) = ua.register_auth(
         "alice",
@@ -768,7 +806,10 @@ fn garbage_never_stops_the_registrar() {
     let _ = sql(&db, "drop table location");
     let r = ua.register("alice", "g-db", 1, "Contact: <sip:alice@192.0.2.77>\r\n");
     assert!(r.starts_with("SIP/2.0 500 Server Internal Error"), "{r}");
-    assert!(r.contains("P-Registrar-Error: usrloc_contact_insert failed"), "{r}");
+    assert!(
+        r.contains("P-Registrar-Error: usrloc_contact_insert failed"),
+        "{r}"
+    );
     // still serving
     let (_, r) = ua.register_auth(
         "alice",

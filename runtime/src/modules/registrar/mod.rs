@@ -855,16 +855,15 @@ fn apply(
                 return Err(RegError::TooMany);
             }
             num += 1;
-            // The same address twice in one REGISTER updates the first one.
-            if let Some(i) = rec.contacts.iter().position(|c| {
+            // The same address twice in one REGISTER: the first one stays (as in Kamailio).
+            if rec.contacts.iter().any(|c| {
                 if nc.instance.is_empty() {
                     c.c == nc.uri
                 } else {
                     c.instance == nc.instance && c.reg_id == nc.reg_id
                 }
             }) {
-                fill(&mut rec.contacts[i], nc, mi, t);
-                rec.reposition(i, desc);
+                continue;
             } else {
                 let mut c = Contact {
                     ruid: ul.new_ruid(),
