@@ -693,7 +693,11 @@ fn sha256_digest_matches_kamailio() {
 
 /// Registers alice (with authentication) and bob, stops the server, checks the location
 /// table, restarts it (preload) and looks them up.
-fn persistence(start: &dyn Fn(&str) -> Server, db: &Path, mode: u32) -> (String, String, String) {
+fn persistence(
+    start: &dyn Fn(&str) -> Server,
+    db: &Path,
+    mode: u32,
+) -> (String, String, String, String) {
     let s = start(&mode.to_string());
     let ua = Ua::new(&s);
     let (_, r) = ua.register_auth(
@@ -715,17 +719,36 @@ fn persistence(start: &dyn Fn(&str) -> Server, db: &Path, mode: u32) -> (String,
         let r = ua.query("OPTIONS", "bob", "unregister", "pu");
         assert!(r.contains("X-Rc: 1"), "{r}");
     }
+    let port = s.port;
     drop(ua);
     drop(s);
     let rows = sql(
         db,
         "select username || '@' || domain || ' ' || contact || ' ' || q from location order by username",
     );
+    // Every column as Kamailio writes it (times only by their format).
+    let cols = sql(
+        db,
+        "select username, domain, contact, received is null, path is null, q, callid, cseq, \
+         flags, cflags, user_agent, socket, methods is null, instance is null, reg_id, server_id, \
+         connection_id, keepalive, partition, length(ruid) > 0, \
+         typeof(expires), typeof(last_modified), \
+         abs(expires - julianday('now')) < 1, abs(last_modified - julianday('now')) < 1 \
+         from location order by username",
+    )
+    .replace(&port.to_string(), "SPORT");
+    let rows = format!("{rows}\n{cols}");
     let s = start(&mode.to_string());
     let ua = Ua::new(&s);
     let a = ua.query("OPTIONS", "alice", "lookup", "pl-1");
     let b = ua.query("OPTIONS", "bob", "registered", "pl-2");
-    (rows, norm(&a, &ua), norm(&b, &ua))
+    (rows, norm(&a, &ua), norm(&b, &ua), bindings(&s))
+}
+
+/// alice's bindings as a REGISTER without Contact lists them (remaining expires included).
+fn bindings(s: &Server) -> String {
+    let ua = Ua::new(s);
+    norm(&ua.register("alice", "bind-1", 1, ""), &ua)
 }
 
 #[test]
@@ -760,6 +783,24 @@ fn location_persists_with_every_db_mode_like_kamailio() {
             got.0
         );
         assert!(got.1.contains("X-Rc: 1"), "{}", got.1);
+        assert!(
+            got.3
+                .contains("<sip:alice@192.0.2.9:5060>;q=0.8;expires=900"),
+            "{}",
+            got.3
+        );
+        // Each server reads the table the other wrote.
+        let on_k = start_ksr(
+            &cfg(),
+            &[&format!("DBURL=\"{kurl}\""), &format!("DBMODE={mode}")],
+        );
+        assert_eq!(bindings(&on_k), want.3, "ksr on Kamailio's table");
+        drop(on_k);
+        let k = start_kamailio(
+            &cfg(),
+            &[&format!("DBURL=\"{url}\""), &format!("DBMODE={mode}")],
+        );
+        assert_eq!(bindings(&k), got.3, "Kamailio on ksr's table");
         if mode == 3 {
             assert!(got.2.contains("X-Rc: -1"), "{}", got.2);
         } else {

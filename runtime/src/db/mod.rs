@@ -432,6 +432,27 @@ pub fn format_time(unix: i64) -> String {
     )
 }
 
+/// A Unix time as the Julian day number Kamailio's db_sqlite stores in DATETIME columns.
+pub fn julian(unix: i64) -> f64 {
+    unix as f64 / 86400.0 + 2_440_587.5
+}
+
+/// A DATETIME column value back to Unix time: Kamailio's Julian day numbers, integers
+/// (Unix time) or text in [`format_time`]'s form.
+pub fn time_of(v: &DbVal) -> Option<i64> {
+    match v {
+        DbVal::Double(d) => Some(((d - 2_440_587.5) * 86400.0).round() as i64),
+        DbVal::Int(i) => Some(*i),
+        DbVal::Str(s) => parse_time(s).or_else(|| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .map(|d| ((d - 2_440_587.5) * 86400.0).round() as i64)
+        }),
+        DbVal::Null => None,
+    }
+}
+
 /// Parses [`format_time`]'s form back to a Unix time (local time).
 pub fn parse_time(s: &str) -> Option<i64> {
     let b = s.trim().as_bytes();
@@ -528,6 +549,13 @@ mod tests {
     fn time_round_trip() {
         let t = 1_700_000_000;
         assert_eq!(parse_time(&format_time(t)), Some(t));
+        assert_eq!(time_of(&DbVal::Double(julian(t))), Some(t));
+        assert_eq!(time_of(&DbVal::Str(format_time(t))), Some(t));
+        assert_eq!(
+            time_of(&DbVal::Str("2461367.5".into())),
+            Some(1_795_392_000)
+        );
+        assert_eq!(julian(0), 2_440_587.5);
         assert_eq!(parse_time("garbage"), None);
     }
 }

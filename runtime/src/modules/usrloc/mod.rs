@@ -517,10 +517,7 @@ impl UsrlocState {
         if aor.is_empty() || contact.is_empty() {
             return None;
         }
-        let expires = match g(5) {
-            DbVal::Int(i) => i,
-            v => db::parse_time(&text(&v)).unwrap_or(0),
-        };
+        let expires = db::time_of(&g(5)).unwrap_or(0);
         let q = match g(6) {
             DbVal::Double(d) => (d * 1000.0).round() as i32,
             DbVal::Int(i) => (i * 1000) as i32,
@@ -545,10 +542,7 @@ impl UsrlocState {
             instance: text(&g(14)),
             reg_id: g(15).as_int().unwrap_or(0) as u32,
             ruid: text(&g(16)),
-            last_modified: match g(17) {
-                DbVal::Int(i) => i,
-                v => db::parse_time(&text(&v)).unwrap_or(0),
-            },
+            last_modified: db::time_of(&g(17)).unwrap_or(0),
             server_id: g(18).as_int().unwrap_or(0) as i32,
             tcpconn_id: g(19).as_int().unwrap_or(-1),
             keepalive: g(20).as_int().unwrap_or(0) as u32,
@@ -769,7 +763,8 @@ impl UsrlocState {
             DbVal::from(c.c.as_str()),
             opt(&c.received),
             opt(&c.path),
-            DbVal::Str(db::format_time(c.expires)),
+            // Kamailio's db_sqlite keeps DATETIME columns as Julian day numbers.
+            DbVal::Double(db::julian(c.expires)),
             DbVal::Double(q),
             DbVal::from(c.callid.as_str()),
             DbVal::Int(c.cseq as i64),
@@ -787,7 +782,7 @@ impl UsrlocState {
             DbVal::Int(c.server_id as i64),
             DbVal::Int(c.tcpconn_id),
             DbVal::Int(c.keepalive as i64),
-            DbVal::Str(db::format_time(c.last_modified)),
+            DbVal::Double(db::julian(c.last_modified)),
         ];
         if let Some(d) = dom {
             cols.push(&cl.domain);
@@ -885,7 +880,7 @@ impl UsrlocState {
     fn timer_domain(&self, d: &Domain, t: i64) {
         if self.db_mode == 3 {
             if let Some(h) = &self.db {
-                let never = db::format_time(0);
+                let never = db::julian(0);
                 let r = db::with(h, |db| {
                     db.delete(
                         &d.name,
@@ -893,12 +888,12 @@ impl UsrlocState {
                             Cond {
                                 col: &self.cols.expires,
                                 op: Op::Lt,
-                                val: DbVal::Str(db::format_time(t)),
+                                val: DbVal::Double(db::julian(t)),
                             },
                             Cond {
                                 col: &self.cols.expires,
                                 op: Op::Ne,
-                                val: DbVal::Str(never),
+                                val: DbVal::Double(never),
                             },
                         ],
                     )
