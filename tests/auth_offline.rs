@@ -33,6 +33,15 @@ CALC
 modparam("auth_db", "use_domain", 1)
 modparam("auth_db", "load_credentials", "$avp(pw)=password;domain")
 request_route {
+	if ($hdr(X-Op) == "getwww") {
+		auth_algorithm("SHA-256");
+		auth_get_www_authenticate("reg.test", "1", "$var(h)");
+		$var(rc) = $rc;
+		auth_algorithm("MD5");
+		append_to_reply("X-Rc: $var(rc)\r\nX-W: $(var(h){s.trim})\r\n");
+		sl_send_reply("200", "OK");
+		exit;
+	}
 	if ($hdr(X-Op) == "pv") {
 		if (!pv_www_authenticate("reg.test", "secret", "0")) {
 			$var(rc) = $rc;
@@ -252,6 +261,22 @@ fn digest_variants_stale_nonces_and_credentials() {
         "",
     );
     assert_eq!(hdr(&r, "X-Rc"), "-2", "{r}");
+
+    // auth_algorithm + auth_get_www_authenticate
+    let r = send(&mut h, "c5", "X-Op: getwww\r\n", "");
+    assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
+    let w = hdr(&r, "X-W");
+    assert!(
+        w.starts_with("WWW-Authenticate: Digest realm=\"reg.test\", nonce=\"")
+            && w.ends_with("qop=\"auth\", algorithm=SHA-256"),
+        "{w}"
+    );
+    // auth_algorithm() stays for this worker: challenges now name MD5.
+    let r = send(&mut h, "c6", "X-Flags: 0\r\n", "");
+    assert!(
+        hdr(&r, "WWW-Authenticate").ends_with(", algorithm=MD5"),
+        "{r}"
+    );
 
     // nonce_expire 1: an old nonce is stale.
     std::thread::sleep(std::time::Duration::from_millis(2100));

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 const CFG: &str = r#"
 listen=udp:127.0.0.1:5060
+listen=udp:127.0.0.1:5070
 loadmodule "sl.so"
 loadmodule "pv.so"
 loadmodule "textops.so"
@@ -20,8 +21,13 @@ loadmodule "usrloc.so"
 loadmodule "registrar.so"
 modparam("usrloc", "use_domain", 1)
 modparam("registrar", "min_expires", 0)
+modparam("registrar", "sock_flag", 5)
+modparam("registrar", "sock_hdr_name", "X-Sock")
 request_route {
 	if (is_method("REGISTER")) {
+		if (is_present_hf("X-Sock")) {
+			setflag(5);
+		}
 		if (is_present_hf("X-Later")) {
 			save("location", "0x02");
 			$var(rc) = $rc;
@@ -49,6 +55,12 @@ request_route {
 		append_branch("sip:bob@reg.test");
 		append_branch("sip:nobody@reg.test");
 		lookup_branches("location");
+		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "fromuser") {
+		reg_from_user("location", "$ru", "$hdr(X-Mode)");
+		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "sockhdr") {
+		add_sock_hdr("X-Sock");
 		$var(rc) = $rc;
 	} else if ($hdr(X-Op) == "unreg-ruid") {
 		unregister("location", "", "$hdr(X-Ruid)");
@@ -305,6 +317,101 @@ fn rpc_dump_lookup_expiry_dset_ulc_branches_send_reply_and_unregister_by_ruid() 
     assert_eq!(hdr(&r, "X-Save-Rc"), "-1");
     assert_eq!(hdr(&r, "P-Registrar-Error"), "Invalid q param in contact");
 
+    // reg_from_user: carol registered from 127.0.0.1:5999 (the contact says 192.0.2.30).
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:carol@reg.test",
+        "fu1",
+        "X-Op: fromuser\r\nX-Mode: 0\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "-1");
+    send_as(
+        &mut h,
+        "dan",
+        "REGISTER",
+        "sip:reg.test",
+        "dan1",
+        "Contact: <sip:dan@127.0.0.1:5999;transport=udp>\r\n",
+    );
+    for (mode, want) in [("0", "1"), ("1", "1"), ("3", "1")] {
+        let r = send(
+            &mut h,
+            "OPTIONS",
+            "sip:dan@reg.test",
+            "fu2",
+            &format!("X-Op: fromuser\r\nX-Mode: {mode}\r\n"),
+        );
+        assert_eq!(hdr(&r, "X-Rc"), want, "mode {mode}");
+    }
+    send_as(
+        &mut h,
+        "dan",
+        "REGISTER",
+        "sip:reg.test",
+        "dan2",
+        "Contact: *\r\nExpires: 0\r\n",
+    );
+    send_as(
+        &mut h,
+        "dan",
+        "REGISTER",
+        "sip:reg.test",
+        "dan3",
+        "Contact: <sip:dan@127.0.0.1:5000>\r\n",
+    );
+    for (mode, want) in [("0", "1"), ("1", "-1"), ("2", "-1")] {
+        let r = send(
+            &mut h,
+            "OPTIONS",
+            "sip:dan@reg.test",
+            "fu3",
+            &format!("X-Op: fromuser\r\nX-Mode: {mode}\r\n"),
+        );
+        assert_eq!(hdr(&r, "X-Rc"), want, "mode {mode}");
+    }
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:dan@reg.test",
+        "sh",
+        "X-Op: sockhdr\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+
+    // sock_flag + sock_hdr_name: the socket comes from the header.
+    send_as(
+        &mut h,
+        "erin",
+        "REGISTER",
+        "sip:reg.test",
+        "erin1",
+        "X-Sock: udp:127.0.0.1:5070\r\nContact: <sip:erin@192.0.2.50>\r\n",
+    );
+    let l = rpc(
+        &h,
+        "ul.lookup",
+        &[json!("location"), json!("erin@reg.test")],
+    )
+    .expect("erin");
+    assert_eq!(l["Contacts"][0]["Contact"]["Socket"], "udp:127.0.0.1:5070");
+    send_as(
+        &mut h,
+        "erin",
+        "REGISTER",
+        "sip:reg.test",
+        "erin2",
+        "X-Sock: udp:10.9.9.9:5070\r\nContact: <sip:erin@192.0.2.50>\r\n",
+    );
+    let l = rpc(
+        &h,
+        "ul.lookup",
+        &[json!("location"), json!("erin@reg.test")],
+    )
+    .expect("erin");
+    assert_eq!(l["Contacts"][0]["Contact"]["Socket"], "udp:127.0.0.1:5060");
+    rpc(&h, "ul.rm", &[json!("location"), json!("erin@reg.test")]).expect("rm");
+
     // ul.rm
     send(
         &mut h,
@@ -322,5 +429,70 @@ fn rpc_dump_lookup_expiry_dset_ulc_branches_send_reply_and_unregister_by_ruid() 
         .iter()
         .filter_map(|a| a["Info"]["AoR"].as_str())
         .collect();
-    assert_eq!(names, ["bob@reg.test", "carol@reg.test"]);
+    assert_eq!(names, ["bob@reg.test", "carol@reg.test", "dan@reg.test"]);
+}
+
+const LUA: &str = r#"
+function ksr_request_route()
+	if KSR.is_REGISTER() then
+		if KSR.registrar.set_q_override("0.25") < 0 then
+			KSR.sl.sl_send_reply(500, "override failed")
+			return
+		end
+		if KSR.registrar.set_q_override("2") > 0 then
+			KSR.sl.sl_send_reply(500, "bad q accepted")
+			return
+		end
+		KSR.registrar.save("location", 0)
+		return
+	end
+	local rc = KSR.registrar.reg_fetch_contacts("location", KSR.pv.get("$ru"), "p")
+	KSR.hdr.append_to_reply("X-Rc: " .. rc .. "\r\nX-Aor: " .. tostring(KSR.registrar.ulc_rget("p", "aor"))
+		.. "\r\nX-Q1: " .. tostring(KSR.registrar.ulc_cget("p", "q", 1))
+		.. "\r\nX-Count: " .. tostring(KSR.registrar.ulc_rget("p", "count")) .. "\r\n")
+	KSR.sl.sl_send_reply(200, "Done")
+end
+"#;
+
+#[test]
+fn kemi_q_override_and_contact_profiles() {
+    let dir = std::env::temp_dir().join(format!("ksr-ulo-lua-{}", std::process::id()));
+    let _ = std::fs::create_dir_all(&dir);
+    let script = dir.join("ul.lua");
+    std::fs::write(&script, LUA).expect("write lua");
+    let cfg = dir.join("ul.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "listen=udp:127.0.0.1:5060\nloadmodule \"sl.so\"\nloadmodule \"pv.so\"\nloadmodule \"textops.so\"\nloadmodule \"usrloc.so\"\nloadmodule \"registrar.so\"\nloadmodule \"app_lua.so\"\nmodparam(\"usrloc\", \"use_domain\", 1)\nmodparam(\"app_lua\", \"load\", \"{}\")\ncfgengine \"lua\"\n",
+            script.display()
+        ),
+    )
+    .expect("write cfg");
+    let r = parse_file(&cfg, &Options::default()).expect("read cfg");
+    let config = r.config.expect("parsed");
+    let setup = runtime::Setup::from_config(&config).unwrap_or_else(|_| panic!("setup"));
+    let factory = engines::lua::LuaFactory { script };
+    let mut h = Harness::new(setup, &factory).expect("harness");
+    let r = send(
+        &mut h,
+        "REGISTER",
+        "sip:reg.test",
+        "k1",
+        "Contact: <sip:alice@192.0.2.1>;q=0.9, <sip:alice@192.0.2.2>\r\n",
+    );
+    assert!(r.starts_with("SIP/2.0 200 OK"), "{r}");
+    assert_eq!(
+        hdr(&r, "Contact"),
+        "<sip:alice@192.0.2.1>;q=0.25;expires=3600, <sip:alice@192.0.2.2>;q=0.25;expires=3600"
+    );
+    let r = send(&mut h, "OPTIONS", "sip:alice@reg.test", "k2", "");
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    assert_eq!(hdr(&r, "X-Aor"), "alice@reg.test");
+    assert_eq!(hdr(&r, "X-Q1"), "250");
+    assert_eq!(hdr(&r, "X-Count"), "2");
+    // an AoR without bindings leaves the profile empty
+    let r = send(&mut h, "OPTIONS", "sip:bob@reg.test", "k3", "");
+    assert_eq!(hdr(&r, "X-Rc"), "-1");
+    assert_eq!(hdr(&r, "X-Aor"), "nil");
 }

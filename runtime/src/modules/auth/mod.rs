@@ -142,6 +142,9 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
 }
 
 thread_local! {
+    /// `auth_algorithm()`: this worker's algorithm for challenges from now on (Kamailio sets
+    /// it for its process the same way).
+    static ALGORITHM: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
     /// The credentials header the last successful check used, tied to the message buffer
     /// it belongs to (so a stale mark never leaks into the next message).
     static AUTHORIZED: Cell<(usize, usize)> = const { Cell::new((0, usize::MAX)) };
@@ -381,9 +384,11 @@ pub fn challenge_header(c: &Ctx, realm: &[u8], flags: i64, proxy: bool) -> Strin
     if flags & 16 != 0 {
         h.push_str(", stale=true");
     }
-    if !st.algorithm.is_empty() {
+    let alg = ALGORITHM.with(|a| a.borrow().clone());
+    let alg = alg.as_deref().unwrap_or(&st.algorithm);
+    if !alg.is_empty() {
         h.push_str(", algorithm=");
-        h.push_str(&st.algorithm);
+        h.push_str(alg);
     }
     h.push_str("\r\n");
     h
@@ -603,6 +608,26 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("pv_proxy_authenticate", req)
     .native("pv_proxy_authorize", req);
+    r.kemi("auth", "auth_algorithm", &[S], RetType::Int, |_, a| {
+        Value::Int(auth_algorithm(&arg_bytes(a, 0)) as i64)
+    })
+    .native("auth_algorithm", req);
+    r.kemi(
+        "auth",
+        "auth_get_www_authenticate",
+        &[S, I, S],
+        RetType::Int,
+        |c, a| {
+            let dest = arg_bytes(a, 2);
+            Value::Int(get_www_authenticate(c, &arg_bytes(a, 0), arg_int(a, 1), &dest) as i64)
+        },
+    )
+    .native("auth_get_www_authenticate", req)
+    .hints(&[
+        vm::ksr::ParamHint::Plain,
+        vm::ksr::ParamHint::Plain,
+        vm::ksr::ParamHint::PvName,
+    ]);
     r.kemi(
         "auth",
         "pv_auth_check",
@@ -619,6 +644,48 @@ fn register(r: &mut Registrar<'_>) {
         },
     )
     .native("pv_auth_check", req);
+}
+
+/// `auth_algorithm(alg)`: MD5 or SHA-256 for the challenges of this worker; 1, or -1 when
+/// unsupported.
+pub fn auth_algorithm(alg: &[u8]) -> i32 {
+    match Alg::parse(alg) {
+        Some(Alg::Md5) | Some(Alg::Sha256) => {
+            let name = String::from_utf8_lossy(alg).to_ascii_uppercase();
+            ALGORITHM.with(|a| *a.borrow_mut() = Some(name));
+            1
+        }
+        _ => {
+            crate::klog!(
+                L_ERR,
+                "auth",
+                "unsupported algorithm {}",
+                String::from_utf8_lossy(alg)
+            );
+            -1
+        }
+    }
+}
+
+/// `auth_get_www_authenticate(realm, flags, pvdest)`: the challenge header (with its
+/// CRLF) into a variable instead of a reply.
+pub fn get_www_authenticate(c: &mut Ctx, realm: &[u8], flags: i64, dest: &Bytes) -> i32 {
+    let realm = if realm.is_empty() {
+        default_realm(c)
+    } else {
+        Bytes::copy_from_slice(realm)
+    };
+    let hdr = challenge_header(c, &realm, flags, false);
+    let Some(spec) = crate::modules::core::pvapi::spec(c, dest) else {
+        return -1;
+    };
+    match vm::pv::set(c, &spec, &Value::Str(Bytes::from(hdr))) {
+        Ok(()) => 1,
+        Err(e) => {
+            crate::klog!(L_ERR, "auth", "cannot set {}: {e}", spec.text);
+            -1
+        }
+    }
 }
 
 fn pv_auth_check(c: &mut Ctx, realm: &[u8], passwd: &[u8], flags: i64, checks: i64) -> i32 {

@@ -43,6 +43,8 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("regid_mode"),
         ParamDef::int("contact_max_size"),
         ParamDef::int("use_expired_contacts"),
+        ParamDef::int("sock_flag"),
+        ParamDef::str("sock_hdr_name"),
     ],
     register,
     init: Some(init),
@@ -79,6 +81,9 @@ pub struct RegistrarState {
     pub path_check_local: bool,
     pub contact_max_size: usize,
     pub use_expired_contacts: bool,
+    /// Message flag telling save() to take the socket from `sock_hdr_name` (-1: off).
+    pub sock_flag: i32,
+    pub sock_hdr_name: String,
 }
 
 impl Default for RegistrarState {
@@ -105,6 +110,8 @@ impl Default for RegistrarState {
             path_check_local: false,
             contact_max_size: 512,
             use_expired_contacts: false,
+            sock_flag: -1,
+            sock_hdr_name: String::new(),
         }
     }
 }
@@ -143,6 +150,8 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
     st.path_check_local = p.int("path_check_local", 0) != 0;
     st.contact_max_size = p.int("contact_max_size", 512).max(1) as usize;
     st.use_expired_contacts = p.int("use_expired_contacts", 0) != 0;
+    st.sock_flag = p.int("sock_flag", -1) as i32;
+    st.sock_hdr_name = p.str_or("sock_hdr_name", "");
     if p.int("gruu_enabled", 0) != 0 {
         crate::klog!(
             L_WARN,
@@ -214,9 +223,27 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("lookup_to_dset", REQ_FAIL);
 
-    r.hooks
-        .request_pre
-        .push(|_| PENDING.with(|p| *p.borrow_mut() = None));
+    r.hooks.request_pre.push(|_| {
+        PENDING.with(|p| *p.borrow_mut() = None);
+        Q_OVERRIDE.with(|o| o.set(None));
+    });
+    r.kemi("registrar", "set_q_override", &[S], RetType::Int, |_, a| {
+        Value::Int(set_q_override(&arg_bytes(a, 0)) as i64)
+    });
+    r.kemi("registrar", "add_sock_hdr", &[S], RetType::Int, |c, a| {
+        Value::Int(add_sock_hdr(c, &arg_bytes(a, 0)) as i64)
+    })
+    .native("add_sock_hdr", RouteMask::REQUEST);
+    r.kemi(
+        "registrar",
+        "reg_from_user",
+        &[S, S, I],
+        RetType::Int,
+        |c, a| {
+            Value::Int(reg_from_user(c, &arg_bytes(a, 0), &arg_bytes(a, 1), arg_int(a, 2)) as i64)
+        },
+    )
+    .native("reg_from_user", RouteMask::ANY);
     r.kemi("registrar", "reg_send_reply", &[], RetType::Int, |c, _| {
         Value::Int(reg_send_reply(c) as i64)
     })
@@ -649,12 +676,13 @@ fn msg_info(
     if c.msg.header(HdrKind::CSeq).is_none() {
         return Err(RegError::CsMiss);
     }
-    let sock = c
-        .core
-        .listeners
-        .get(c.rcv.listener)
-        .map(|l| l.sock_str())
-        .unwrap_or_default();
+    let sock = sock_from_header(c, rs).unwrap_or_else(|| {
+        c.core
+            .listeners
+            .get(c.rcv.listener)
+            .map(|l| l.sock_str())
+            .unwrap_or_default()
+    });
     let tcpconn_id = match c.rcv.conn {
         Some(id) => id as i64,
         None => -1,
@@ -717,6 +745,100 @@ fn msg_info(
     })
 }
 
+/// With `sock_flag` set on the message, the local socket named in the `sock_hdr_name`
+/// header (e.g. added by `add_sock_hdr()` on a front proxy).
+fn sock_from_header(c: &Ctx, rs: &RegistrarState) -> Option<String> {
+    if rs.sock_flag < 0 || rs.sock_hdr_name.is_empty() || c.flags & (1u64 << rs.sock_flag) == 0 {
+        return None;
+    }
+    let h = c.msg.header_named(rs.sock_hdr_name.as_bytes())?;
+    let v = String::from_utf8_lossy(trim_lws(&h.value)).to_ascii_lowercase();
+    let l = c.core.listeners.iter().find(|l| l.sock_str() == v);
+    if l.is_none() {
+        crate::klog!(L_ERR, "registrar", "non-local socket <{v}>");
+    }
+    l.map(|l| l.sock_str())
+}
+
+thread_local! {
+    /// `set_q_override()` for the current request (cleared for every new one).
+    static Q_OVERRIDE: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+/// `set_q_override(q)`: the q value save() gives every contact of this request.
+pub fn set_q_override(q: &[u8]) -> i32 {
+    match parse_q(q) {
+        Some(v) => {
+            Q_OVERRIDE.with(|o| o.set(Some(v)));
+            1
+        }
+        None => {
+            crate::klog!(L_ERR, "registrar", "Invalid q value");
+            -1
+        }
+    }
+}
+
+/// `add_sock_hdr(name)`: a header naming the receiving socket, for a registrar behind this
+/// proxy (its `sock_hdr_name`).
+pub fn add_sock_hdr(c: &mut Ctx, name: &[u8]) -> i32 {
+    if name.is_empty() {
+        crate::klog!(L_ERR, "registrar", "invalid header name parameter");
+        return -1;
+    }
+    let Some(l) = c.core.listeners.get(c.rcv.listener) else {
+        return -1;
+    };
+    let line = format!("{}: {}\r\n", String::from_utf8_lossy(name), l.sock_str());
+    c.msg.append_header(Bytes::from(line));
+    1
+}
+
+/// `reg_from_user(table, uri, mode)`: 1 when a binding of the AoR was made from this
+/// request's source address (received URI, else the contact; mode 1 also the port, 2 also
+/// the transport), -1 otherwise.
+pub fn reg_from_user(c: &mut Ctx, table: &[u8], uri: &[u8], mode: i64) -> i32 {
+    let ul = &c.core.m.usrloc;
+    let rs = &c.core.m.registrar;
+    let Ok(aor) = extract_aor(uri, ul.use_domain, rs) else {
+        crate::klog!(L_ERR, "registrar", "failed to extract Address Of Record");
+        return -1;
+    };
+    let d = ul.domain(&String::from_utf8_lossy(table));
+    let Ok(Some(rec)) = ul.get(&d, &aor) else {
+        return -1;
+    };
+    for ct in &rec.contacts {
+        let text = if ct.received.is_empty() {
+            &ct.c
+        } else {
+            &ct.received
+        };
+        let Ok(u) = Uri::parse_bytes(text.as_bytes()) else {
+            crate::klog!(L_ERR, "registrar", "failed to parse uri [{text}]");
+            return -1;
+        };
+        let Ok(ip) = String::from_utf8_lossy(u.host_unbracketed()).parse::<std::net::IpAddr>()
+        else {
+            continue;
+        };
+        if ip != c.rcv.src.ip() {
+            continue;
+        }
+        if mode & 1 != 0 && u.port.unwrap_or(0) != c.rcv.src.port() {
+            continue;
+        }
+        if mode & 2 != 0 {
+            let t = u.transport().unwrap_or_default();
+            if !t.eq_ignore_ascii_case(&c.rcv.proto.to_string()) {
+                continue;
+            }
+        }
+        return 1;
+    }
+    -1
+}
+
 /// One Contact of the REGISTER, with its computed expires (absolute, 0 = remove).
 struct NewContact {
     uri: String,
@@ -742,8 +864,9 @@ fn new_contacts(
             mi.expires_hdr,
             novariation,
         )?;
-        let q = match param_of(&na.params, b"q") {
-            Some(v) if !v.is_empty() => parse_q(v).ok_or(RegError::InvQ)?,
+        let q = match (Q_OVERRIDE.with(|o| o.get()), param_of(&na.params, b"q")) {
+            (Some(q), _) => q,
+            (None, Some(v)) if !v.is_empty() => parse_q(v).ok_or(RegError::InvQ)?,
             _ => rs.default_q,
         };
         let methods = match param_of(&na.params, b"methods") {
