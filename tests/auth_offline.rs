@@ -42,6 +42,10 @@ request_route {
 		sl_send_reply("200", "OK");
 		exit;
 	}
+	if ($hdr(X-Op) == "algs") {
+		www_challenge("reg.test", "1", "$hdr(X-Algs)");
+		exit;
+	}
 	if ($hdr(X-Op) == "pv") {
 		if (!pv_www_authenticate("reg.test", "secret", "0")) {
 			$var(rc) = $rc;
@@ -261,6 +265,19 @@ fn digest_variants_stale_nonces_and_credentials() {
         "",
     );
     assert_eq!(hdr(&r, "X-Rc"), "-2", "{r}");
+
+    // one challenge per algorithm, sharing the nonce
+    let r = send(&mut h, "c7", "X-Op: algs\r\nX-Algs: SHA-256, MD5\r\n", "");
+    let ws: Vec<&str> = r
+        .split("\r\n")
+        .filter(|l| l.starts_with("WWW-Authenticate:"))
+        .collect();
+    assert_eq!(ws.len(), 2, "{r}");
+    assert!(ws[0].ends_with("qop=\"auth\", algorithm=SHA-256"), "{r}");
+    assert!(ws[1].ends_with("qop=\"auth\", algorithm=MD5"), "{r}");
+    assert_eq!(param(ws[0], "nonce"), param(ws[1], "nonce"));
+    let r = send(&mut h, "c8", "X-Op: algs\r\nX-Algs: MD5,SHA-1\r\n", "");
+    assert!(r.starts_with("SIP/2.0 500"), "{r}");
 
     // auth_algorithm + auth_get_www_authenticate
     let r = send(&mut h, "c5", "X-Op: getwww\r\n", "");

@@ -363,8 +363,20 @@ pub fn check_response(c: &Ctx, idx: usize, cred: &Credentials, method: &[u8], ha
 
 /// The challenge header line (`WWW-Authenticate: ...` or `Proxy-Authenticate: ...`).
 pub fn challenge_header(c: &Ctx, realm: &[u8], flags: i64, proxy: bool) -> String {
-    let st = &c.core.m.auth;
-    let realm = strip_realm(st, realm);
+    let alg = ALGORITHM.with(|a| a.borrow().clone());
+    let alg = alg.unwrap_or_else(|| c.core.m.auth.algorithm.clone());
+    build_challenge(c, realm, flags, proxy, &new_nonce(c), &alg)
+}
+
+fn build_challenge(
+    c: &Ctx,
+    realm: &[u8],
+    flags: i64,
+    proxy: bool,
+    nonce: &str,
+    alg: &str,
+) -> String {
+    let realm = strip_realm(&c.core.m.auth, realm);
     let mut h = String::with_capacity(160);
     h.push_str(if proxy {
         "Proxy-Authenticate"
@@ -374,7 +386,7 @@ pub fn challenge_header(c: &Ctx, realm: &[u8], flags: i64, proxy: bool) -> Strin
     h.push_str(": Digest realm=\"");
     h.push_str(&String::from_utf8_lossy(realm));
     h.push_str("\", nonce=\"");
-    h.push_str(&new_nonce(c));
+    h.push_str(nonce);
     h.push('"');
     if flags & 2 != 0 {
         h.push_str(", qop=\"auth-int\"");
@@ -384,14 +396,75 @@ pub fn challenge_header(c: &Ctx, realm: &[u8], flags: i64, proxy: bool) -> Strin
     if flags & 16 != 0 {
         h.push_str(", stale=true");
     }
-    let alg = ALGORITHM.with(|a| a.borrow().clone());
-    let alg = alg.as_deref().unwrap_or(&st.algorithm);
     if !alg.is_empty() {
         h.push_str(", algorithm=");
         h.push_str(alg);
     }
     h.push_str("\r\n");
     h
+}
+
+fn alg_name(a: Alg) -> &'static str {
+    match a {
+        Alg::Md5 => "MD5",
+        Alg::Md5Sess => "MD5-sess",
+        Alg::Sha256 => "SHA-256",
+        Alg::Sha256Sess => "SHA-256-sess",
+    }
+}
+
+/// `www_challenge(realm, flags, algorithms)` and friends: one challenge header per listed
+/// algorithm (comma separated), all with the same nonce. An empty list is the 2-parameter
+/// form; a bad one returns -2 (and a 500 unless flags has 4).
+pub fn challenge_algs(c: &mut Ctx, realm: &[u8], flags: i64, proxy: bool, algs: &[u8]) -> i32 {
+    if trim_bytes(algs).is_empty() {
+        return challenge(c, realm, flags, proxy);
+    }
+    if !c.msg.is_request() {
+        return -1;
+    }
+    let mut names = Vec::new();
+    for tok in algs.split(|b| *b == b',') {
+        match Alg::parse(trim_bytes(tok)) {
+            Some(a) if !trim_bytes(tok).is_empty() => names.push(alg_name(a)),
+            _ => {
+                crate::klog!(
+                    L_ERR,
+                    "auth",
+                    "unsupported challenge algorithm: {}",
+                    String::from_utf8_lossy(tok)
+                );
+                if flags & 4 == 0 && crate::modules::sl::send(c, 500, b"Internal Server Error") < 0
+                {
+                    return -4;
+                }
+                return -2;
+            }
+        }
+    }
+    let realm = if realm.is_empty() {
+        default_realm(c)
+    } else {
+        Bytes::copy_from_slice(realm)
+    };
+    let nonce = new_nonce(c);
+    for a in names {
+        let h = build_challenge(c, &realm, flags, proxy, &nonce, a);
+        c.reply_hdrs.push(Bytes::from(h));
+    }
+    let (code, reason): (u16, &[u8]) = if proxy {
+        (407, b"Proxy Authentication Required")
+    } else {
+        (401, b"Unauthorized")
+    };
+    if crate::modules::sl::send(c, code, reason) < 0 {
+        return -3;
+    }
+    1
+}
+
+fn trim_bytes(b: &[u8]) -> &[u8] {
+    crate::sip::scan::trim_lws(b)
 }
 
 /// Realm to use when the script gives an empty one: the To host for REGISTER, else From.
@@ -608,6 +681,22 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("pv_proxy_authenticate", req)
     .native("pv_proxy_authorize", req);
+    r.native("www_challenge", &[S, I, S], chall_routes, |c, a| {
+        Value::Int(
+            challenge_algs(c, &arg_bytes(a, 0), arg_int(a, 1), false, &arg_bytes(a, 2)) as i64,
+        )
+    });
+    r.native("proxy_challenge", &[S, I, S], chall_routes, |c, a| {
+        Value::Int(
+            challenge_algs(c, &arg_bytes(a, 0), arg_int(a, 1), true, &arg_bytes(a, 2)) as i64,
+        )
+    });
+    r.native("auth_challenge", &[S, I, S], chall_routes, |c, a| {
+        let proxy = c.msg.method() != Method::Register;
+        Value::Int(
+            challenge_algs(c, &arg_bytes(a, 0), arg_int(a, 1), proxy, &arg_bytes(a, 2)) as i64,
+        )
+    });
     r.kemi("auth", "auth_algorithm", &[S], RetType::Int, |_, a| {
         Value::Int(auth_algorithm(&arg_bytes(a, 0)) as i64)
     })
