@@ -59,6 +59,10 @@ request_route {
 	} else if ($hdr(X-Op) == "fromuser") {
 		reg_from_user("location", "$ru", "$hdr(X-Mode)");
 		$var(rc) = $rc;
+	} else if ($hdr(X-Op) == "xavp") {
+		lookup_xavp("location", "$ru", "rx", "cx");
+		$var(rc) = $rc;
+		append_to_reply("X-Xavp: $xavp(rx=>aor) $xavp(rx=>count) $xavp(cx=>uri) $xavp(cx[1]=>uri) $xavp(cx=>socket)\r\n");
 	} else if ($hdr(X-Op) == "sockhdr") {
 		add_sock_hdr("X-Sock");
 		$var(rc) = $rc;
@@ -203,6 +207,28 @@ fn rpc_dump_lookup_expiry_dset_ulc_branches_send_reply_and_unregister_by_ruid() 
     assert_eq!(hdr(&r, "X-Ruri"), "sip:alice@reg.test");
     assert_eq!(hdr(&r, "X-Br0"), "sip:alice@192.0.2.2");
     assert_eq!(hdr(&r, "X-Br1"), "sip:alice@192.0.2.1");
+
+    // lookup_xavp
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:alice@reg.test",
+        "x1",
+        "X-Op: xavp\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "1");
+    assert_eq!(
+        hdr(&r, "X-Xavp"),
+        "alice@reg.test 2 sip:alice@192.0.2.2 sip:alice@192.0.2.1 udp:127.0.0.1:5060"
+    );
+    let r = send(
+        &mut h,
+        "OPTIONS",
+        "sip:nobody@reg.test",
+        "x2",
+        "X-Op: xavp\r\n",
+    );
+    assert_eq!(hdr(&r, "X-Rc"), "-1");
 
     // reg_fetch_contacts and $ulc
     let r = send(

@@ -227,6 +227,23 @@ fn register(r: &mut Registrar<'_>) {
         PENDING.with(|p| *p.borrow_mut() = None);
         Q_OVERRIDE.with(|o| o.set(None));
     });
+    r.kemi(
+        "registrar",
+        "lookup_xavp",
+        &[S, S, S, S],
+        RetType::Int,
+        |c, a| {
+            let table = String::from_utf8_lossy(&arg_bytes(a, 0)).into_owned();
+            Value::Int(regpv::lookup_xavp(
+                c,
+                &table,
+                &arg_bytes(a, 1),
+                &arg_bytes(a, 2),
+                &arg_bytes(a, 3),
+            ) as i64)
+        },
+    )
+    .native("lookup_xavp", RouteMask::ANY);
     r.kemi("registrar", "set_q_override", &[S], RetType::Int, |_, a| {
         Value::Int(set_q_override(&arg_bytes(a, 0)) as i64)
     });

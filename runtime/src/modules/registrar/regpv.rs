@@ -166,3 +166,47 @@ pub fn pv_get(ctx: &mut Ctx, spec: &PvSpec) -> Value {
     };
     get(&n.profile, n.attr, idx)
 }
+
+/// `lookup_xavp(table, uri, rxname, cxname)`: the AoR's bindings as xavps — `rxname` with
+/// `aor` and `count`, one `cxname` per contact (in order) with `uri`, `socket`, `dsturi`
+/// (received). 1 found, -1 not found.
+pub fn lookup_xavp(c: &mut Ctx, table: &str, uri: &[u8], rxname: &[u8], cxname: &[u8]) -> i32 {
+    use crate::modules::pv::xavp::{XVal, XavpList};
+    let ul = &c.core.m.usrloc;
+    let rs = &c.core.m.registrar;
+    let Ok(aor) = super::extract_aor(uri, ul.use_domain, rs) else {
+        crate::klog!(
+            crate::log::L_ERR,
+            "registrar",
+            "failed to extract Address Of Record"
+        );
+        return -1;
+    };
+    let d = ul.domain(table);
+    let rec = match ul.get(&d, &aor) {
+        Ok(Some(r)) => r,
+        _ => return -1,
+    };
+    let s = |x: &str| XVal::Val(Value::Str(bytes::Bytes::copy_from_slice(x.as_bytes())));
+    let cx = bytes::Bytes::copy_from_slice(cxname);
+    for ct in rec.contacts.iter().rev() {
+        let mut l = XavpList::default();
+        l.add(bytes::Bytes::from_static(b"uri"), s(&ct.c));
+        if !ct.sock.is_empty() {
+            l.add(bytes::Bytes::from_static(b"socket"), s(&ct.sock));
+        }
+        if !ct.received.is_empty() {
+            l.add(bytes::Bytes::from_static(b"dsturi"), s(&ct.received));
+        }
+        c.xavps.add(cx.clone(), XVal::List(l));
+    }
+    let mut r = XavpList::default();
+    r.add(bytes::Bytes::from_static(b"aor"), s(&aor));
+    r.add(
+        bytes::Bytes::from_static(b"count"),
+        XVal::Val(Value::Int(rec.contacts.len() as i64)),
+    );
+    c.xavps
+        .add(bytes::Bytes::copy_from_slice(rxname), XVal::List(r));
+    1
+}
