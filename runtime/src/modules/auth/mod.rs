@@ -567,7 +567,7 @@ pub fn pv_authenticate(
                 let ha1 = if flags & 1 != 0 {
                     String::from_utf8_lossy(passwd).into_owned()
                 } else {
-                    let (user, _) = (cred.username.clone().unwrap_or_default(), ());
+                    let user = cred.username.clone().unwrap_or_default();
                     alg.hash_hex(&[
                         &user,
                         b":",

@@ -1064,13 +1064,11 @@ fn apply(
                     ..Contact::default()
                 };
                 fill(&mut c, nc, mi, t);
-                let ruid = c.ruid.clone();
                 if replace {
                     rec.contacts.clear();
                     updated = true;
                 }
                 rec.insert(c, desc);
-                let _ = ruid;
                 rc = 1;
             }
             Match::Found(i) => {

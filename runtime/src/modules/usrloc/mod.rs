@@ -309,10 +309,9 @@ pub fn now() -> i64 {
         .unwrap_or(0)
 }
 
-/// Kamailio's `core_case_hash` of an AoR (`HashID` in RPC output).
+/// Hash of an AoR: picks its slot and is shown as `HashID` in RPC output (ksr's own
+/// function; the value differs from Kamailio's, only its stability matters).
 pub fn aor_hash(aor: &str) -> u32 {
-    // The same hash Kamailio's core uses for strings (get_hash1_raw style); only needs to be
-    // stable within ksr, shown for information.
     let mut h: u32 = 0;
     for b in aor.bytes() {
         h = h.wrapping_mul(31).wrapping_add(b as u32);
