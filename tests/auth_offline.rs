@@ -32,6 +32,7 @@ modparam("auth_db", "db_url", "DBURL")
 CALC
 modparam("auth_db", "use_domain", 1)
 modparam("auth_db", "load_credentials", "$avp(pw)=password;domain")
+EXTRA
 request_route {
 	if ($hdr(X-Op) == "getwww") {
 		auth_algorithm("SHA-256");
@@ -73,6 +74,10 @@ request_route {
 "#;
 
 fn harness(tag: &str, calc: &str) -> Harness {
+    harness_with(tag, calc, "")
+}
+
+fn harness_with(tag: &str, calc: &str, extra: &str) -> Harness {
     let dir = std::env::temp_dir().join(format!("ksr-auth-{tag}-{}", std::process::id()));
     let _ = std::fs::create_dir_all(&dir);
     let db = dir.join("auth.sqlite");
@@ -85,6 +90,7 @@ fn harness(tag: &str, calc: &str) -> Harness {
     let path = dir.join("auth.cfg");
     let cfg = CFG
         .replace("DBURL", &format!("sqlite:///{}", db.display()))
+        .replace("EXTRA", extra)
         .replace(
             "CALC",
             if calc == "1" {
@@ -320,4 +326,46 @@ fn precomputed_ha1_and_ha1b() {
     };
     let r = send(&mut h, "p1", &credentials(&a, &nonce), "");
     assert_eq!(hdr(&r, "X-Rc"), "-3", "{r}");
+}
+
+#[test]
+fn nonce_count_and_one_time_nonce() {
+    let mut h = harness_with(
+        "nc",
+        "1",
+        "modparam(\"auth\", \"nonce_count\", 1)\nmodparam(\"auth\", \"one_time_nonce\", 1)\nmodparam(\"auth\", \"nc_array_order\", 4)\nmodparam(\"auth\", \"otn_in_flight_order\", 5)",
+    );
+    // nonce_count: every use needs a higher nc (the response covers nc, so recompute).
+    let nonce = challenge(&mut h, "n1", "1");
+    let cred = |nc: &str| {
+        let ha1 = md5_hex("alice:reg.test:secret");
+        let ha2 = md5_hex("REGISTER:sip:reg.test");
+        let resp = md5_hex(&format!("{ha1}:{nonce}:{nc}:cn1:auth:{ha2}"));
+        format!(
+            "Authorization: Digest username=\"alice\", realm=\"reg.test\", nonce=\"{nonce}\", uri=\"sip:reg.test\", response=\"{resp}\", qop=auth, nc={nc}, cnonce=\"cn1\"\r\n"
+        )
+    };
+    let r = send(&mut h, "n1", &cred("00000001"), "");
+    assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
+    let r = send(&mut h, "n1", &cred("00000001"), "");
+    assert_eq!(hdr(&r, "X-Rc"), "-4", "replayed nc: {r}");
+    let r = send(&mut h, "n1", &cred("00000003"), "");
+    assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
+    let r = send(&mut h, "n1", &cred("00000100"), "");
+    assert_eq!(hdr(&r, "X-Rc"), "-4", "nc above 255: {r}");
+
+    // one_time_nonce: without qop/nc a nonce works once.
+    let nonce = challenge(&mut h, "o1", "0");
+    let r = send(&mut h, "o1", &credentials(&ALICE, &nonce), "");
+    assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
+    let r = send(&mut h, "o1", &credentials(&ALICE, &nonce), "");
+    assert_eq!(hdr(&r, "X-Rc"), "-6", "{r}");
+
+    // Only 32 one-time nonces are tracked: an old one is stale once 32 newer ones exist.
+    let old = challenge(&mut h, "o2", "0");
+    for i in 0..32 {
+        challenge(&mut h, &format!("o3-{i}"), "0");
+    }
+    let r = send(&mut h, "o2", &credentials(&ALICE, &old), "");
+    assert_eq!(hdr(&r, "X-Rc"), "-4", "{r}");
 }

@@ -691,6 +691,56 @@ fn sha256_digest_matches_kamailio() {
     assert!(got[2].contains("X-Auth-Rc: -2"), "{}", got[2]);
 }
 
+#[test]
+fn nonce_count_and_one_time_nonce_match_kamailio() {
+    if !available() {
+        return;
+    }
+    let run = |s: &Server| {
+        let ua = Ua::new(s);
+        let c = "Contact: <sip:alice@192.0.2.1>\r\n";
+        let mut out = Vec::new();
+        // nonce_count with qop=auth
+        let first = ua.register("alice", "nc-1", 1, &format!("X-Auth: 1\r\nX-Qop: 1\r\n{c}"));
+        let nonce = param(header(&first, "WWW-Authenticate").unwrap_or(""), "nonce");
+        let ha1 = md5_hex("alice:reg.test:secret");
+        let ha2 = md5_hex("REGISTER:sip:reg.test");
+        for (cseq, nc) in [(2, "00000001"), (3, "00000001"), (4, "00000002")] {
+            let resp = md5_hex(&format!("{ha1}:{nonce}:{nc}:cn:auth:{ha2}"));
+            let auth = format!(
+                "Authorization: Digest username=\"alice\", realm=\"reg.test\", nonce=\"{nonce}\", uri=\"sip:reg.test\", response=\"{resp}\", qop=auth, nc={nc}, cnonce=\"cn\"\r\n"
+            );
+            let r = ua.register("alice", "nc-1", cseq, &format!("X-Auth: 1\r\n{auth}{c}"));
+            out.push(format!("nc {nc}: {}", norm(&r, &ua)));
+        }
+        // one_time_nonce without qop
+        let first = ua.register("alice", "otn-1", 1, &format!("X-Auth: 1\r\n{c}"));
+        let nonce = param(header(&first, "WWW-Authenticate").unwrap_or(""), "nonce");
+        let resp = md5_hex(&format!("{ha1}:{nonce}:{ha2}"));
+        let auth = format!(
+            "Authorization: Digest username=\"alice\", realm=\"reg.test\", nonce=\"{nonce}\", uri=\"sip:reg.test\", response=\"{resp}\"\r\n"
+        );
+        for cseq in [2, 3] {
+            let r = ua.register("alice", "otn-1", cseq, &format!("X-Auth: 1\r\n{auth}{c}"));
+            out.push(format!("otn {cseq}: {}", norm(&r, &ua)));
+        }
+        out
+    };
+    let kdb = make_db("nck");
+    let k = start_kamailio(&cfg(), &[&format!("DBURL=\"{}\"", db_url(&kdb)), "WITH_NC"]);
+    let want = run(&k);
+    drop(k);
+    let db = make_db("ncn");
+    let s = start_ksr(&cfg(), &[&format!("DBURL=\"{}\"", db_url(&db)), "WITH_NC"]);
+    let got = run(&s);
+    assert_eq!(got, want);
+    assert!(got[0].contains("200 OK"), "{}", got[0]);
+    assert!(got[1].contains("X-Auth-Rc: -4"), "{}", got[1]);
+    assert!(got[2].contains("200 OK"), "{}", got[2]);
+    assert!(got[3].contains("200 OK"), "{}", got[3]);
+    assert!(got[4].contains("X-Auth-Rc: -6"), "{}", got[4]);
+}
+
 /// Registers alice (with authentication) and bob, stops the server, checks the location
 /// table, restarts it (preload) and looks them up.
 fn persistence(

@@ -32,6 +32,13 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::str("algorithm"),
         ParamDef::int("force_stateless_reply"),
         ParamDef::str("challenge_avp"),
+        ParamDef::int("nonce_count"),
+        ParamDef::int("one_time_nonce"),
+        ParamDef::int("nid_pool_no"),
+        ParamDef::int("nc_array_size"),
+        ParamDef::int("nc_array_order"),
+        ParamDef::int("otn_in_flight_no"),
+        ParamDef::int("otn_in_flight_order"),
     ],
     register,
     init: Some(init),
@@ -61,6 +68,8 @@ pub struct AuthState {
     /// `algorithm` parameter: put in challenges (empty: none, MD5 assumed).
     pub algorithm: String,
     pub challenge_avp: Bytes,
+    /// nonce_count / one_time_nonce state (None when both are off).
+    pub replay: Option<Replay>,
 }
 
 impl Default for AuthState {
@@ -77,6 +86,7 @@ impl Default for AuthState {
             use_domain: false,
             algorithm: String::new(),
             challenge_avp: Bytes::from_static(b"digest_challenge"),
+            replay: None,
         }
     }
 }
@@ -125,6 +135,23 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
             .and_then(|r| r.strip_suffix(')'))
             .unwrap_or(a.trim());
         st.challenge_avp = Bytes::from(inner.strip_prefix("s:").unwrap_or(inner).to_string());
+    }
+    let nc = p.int("nonce_count", 0) != 0;
+    let otn = p.int("one_time_nonce", 0) != 0;
+    if nc || otn {
+        // Sizes are powers of two (rounded down), given directly or as the power.
+        let order = |size: &str, ord: &str| -> u32 {
+            match p.get(size) {
+                Some(_) => (p.int(size, 1 << 20).clamp(1, 1 << 26) as u64).ilog2(),
+                None => p.int(ord, 20).clamp(0, 26) as u32,
+            }
+        };
+        st.replay = Some(Replay::new(
+            order("nc_array_size", "nc_array_order"),
+            order("otn_in_flight_no", "otn_in_flight_order").max(5),
+            nc,
+            otn,
+        ));
     }
     if let Some(s) = p.str("secret").filter(|s| !s.is_empty()) {
         // With extra checks the two halves protect the two parts of the nonce.
@@ -211,13 +238,17 @@ fn extra_material(c: &Ctx, checks: u32) -> Vec<u8> {
     m
 }
 
-/// A new nonce: creation and expiry times (hex) and an MD5 over them with the secret; with
-/// extra checks, a second MD5 over the selected message parts with the second secret.
+/// A new nonce: creation and expiry times (hex), with nonce_count/one_time_nonce a nonce
+/// id, then an MD5 over them with the secret; with extra checks, a second MD5 over the
+/// selected message parts with the second secret.
 pub fn new_nonce(c: &Ctx) -> String {
     let st = &c.core.m.auth;
     let t = now() as u32;
     let exp = t.wrapping_add(st.nonce_expire as u32);
-    let head = format!("{t:08x}{exp:08x}");
+    let mut head = format!("{t:08x}{exp:08x}");
+    if let Some(nid) = st.replay.as_ref().map(|r| r.new_id()) {
+        head.push_str(&format!("{nid:08x}"));
+    }
     let mut s = head.clone();
     s.push_str(&digest::md5_hex(&[&st.secret1, head.as_bytes()]));
     let checks = checks_for(c, st);
@@ -237,22 +268,110 @@ pub enum NonceCheck {
     Ok,
     /// Not made by this server (or damaged).
     Invalid,
-    /// Expired, from the future beyond the drift, or made for another message.
+    /// Expired, from the future beyond the drift, made for another message, or its replay
+    /// state was overwritten.
     Stale,
+    /// nonce_count / one_time_nonce: used before.
+    Reused,
 }
 
-pub fn check_nonce(c: &Ctx, nonce: &[u8]) -> NonceCheck {
+/// Replay protection state shared by the workers: the last nc seen per nonce id
+/// (nonce_count) and a used bit per nonce id (one_time_nonce), in rings of 2^k entries.
+pub struct Replay {
+    next: std::sync::atomic::AtomicU32,
+    nc: Option<Vec<std::sync::atomic::AtomicU8>>,
+    otn: Option<Vec<std::sync::atomic::AtomicU32>>,
+}
+
+impl Replay {
+    fn new(nc_order: u32, otn_order: u32, nc: bool, otn: bool) -> Replay {
+        use std::sync::atomic::{AtomicU8, AtomicU32};
+        Replay {
+            next: AtomicU32::new(1),
+            nc: nc.then(|| (0..1usize << nc_order).map(|_| AtomicU8::new(0)).collect()),
+            otn: otn.then(|| {
+                (0..(1usize << otn_order).div_ceil(32))
+                    .map(|_| AtomicU32::new(0))
+                    .collect()
+            }),
+        }
+    }
+
+    /// A fresh nonce id, its slots reset.
+    fn new_id(&self) -> u32 {
+        use std::sync::atomic::Ordering::Relaxed;
+        let id = self.next.fetch_add(1, Relaxed);
+        if let Some(nc) = &self.nc {
+            nc[id as usize & (nc.len() - 1)].store(0, Relaxed);
+        }
+        if let Some(otn) = &self.otn {
+            let bits = otn.len() * 32;
+            let i = id as usize & (bits - 1);
+            otn[i / 32].fetch_and(!(1 << (i % 32)), Relaxed);
+        }
+        id
+    }
+
+    /// Still tracked: fewer than `size` ids were handed out after it.
+    fn tracked(&self, id: u32, size: usize) -> bool {
+        let next = self.next.load(std::sync::atomic::Ordering::Relaxed);
+        (next.wrapping_sub(id) as usize) <= size && next != id
+    }
+
+    /// nonce_count: `nc` must be above the last one seen for this id (1..=255); a replayed
+    /// nc makes the nonce stale (the UA recomputes with a fresh one), as in Kamailio.
+    fn check_nc(&self, id: u32, nc: u32) -> Option<NonceCheck> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let arr = self.nc.as_ref()?;
+        if !self.tracked(id, arr.len()) || nc > 255 {
+            return Some(NonceCheck::Stale);
+        }
+        let slot = &arr[id as usize & (arr.len() - 1)];
+        let mut cur = slot.load(Relaxed);
+        loop {
+            if nc as u8 <= cur {
+                return Some(NonceCheck::Stale);
+            }
+            match slot.compare_exchange(cur, nc as u8, Relaxed, Relaxed) {
+                Ok(_) => return Some(NonceCheck::Ok),
+                Err(v) => cur = v,
+            }
+        }
+    }
+
+    /// one_time_nonce: the id may be used once.
+    fn check_otn(&self, id: u32) -> Option<NonceCheck> {
+        use std::sync::atomic::Ordering::Relaxed;
+        let arr = self.otn.as_ref()?;
+        let bits = arr.len() * 32;
+        if !self.tracked(id, bits) {
+            return Some(NonceCheck::Stale);
+        }
+        let i = id as usize & (bits - 1);
+        let old = arr[i / 32].fetch_or(1 << (i % 32), Relaxed);
+        Some(if old & (1 << (i % 32)) != 0 {
+            NonceCheck::Reused
+        } else {
+            NonceCheck::Ok
+        })
+    }
+}
+
+/// Checks a nonce (and, with nonce_count/one_time_nonce, records its use): `nc` is the
+/// credentials' nonce count when qop was used.
+pub fn check_nonce(c: &Ctx, nonce: &[u8], nc: Option<&[u8]>) -> NonceCheck {
     let st = &c.core.m.auth;
     let checks = checks_for(c, st);
-    let want_len = if checks != 0 { 80 } else { 48 };
-    if nonce.len() != 48 && nonce.len() != 80 {
+    let head_len = if st.replay.is_some() { 24 } else { 16 };
+    let base = head_len + 32;
+    if nonce.len() != base && nonce.len() != base + 32 {
         return NonceCheck::Invalid;
     }
-    let Some(head) = nonce.get(..16) else {
+    let Some(head) = nonce.get(..head_len) else {
         return NonceCheck::Invalid;
     };
     let mac = digest::md5_hex(&[&st.secret1, head]);
-    if nonce.get(16..48) != Some(mac.as_bytes()) {
+    if nonce.get(head_len..base) != Some(mac.as_bytes()) {
         return NonceCheck::Invalid;
     }
     let parse = |r: std::ops::Range<usize>| {
@@ -267,12 +386,34 @@ pub fn check_nonce(c: &Ctx, nonce: &[u8]) -> NonceCheck {
     if (exp as i64) < t || since as i64 > t + st.max_drift {
         return NonceCheck::Stale;
     }
-    if nonce.len() != want_len {
+    if let Some(r) = &st.replay {
+        let Some(id) = parse(16..24) else {
+            return NonceCheck::Invalid;
+        };
+        // A response with nc (8 hex digits) is checked by nonce_count only.
+        if let Some(v) = nc {
+            let Some(n) = std::str::from_utf8(v)
+                .ok()
+                .and_then(|s| u32::from_str_radix(s, 16).ok())
+            else {
+                return NonceCheck::Invalid;
+            };
+            if let Some(res) = r.check_nc(id, n) {
+                return res;
+            }
+        }
+        if let Some(res) = r.check_otn(id)
+            && res != NonceCheck::Ok
+        {
+            return res;
+        }
+    }
+    if nonce.len() != if checks != 0 { base + 32 } else { base } {
         return NonceCheck::Stale;
     }
     if checks != 0 {
         let extra = digest::md5_hex(&[&st.secret2, head, &extra_material(c, checks)]);
-        if nonce.get(48..80) != Some(extra.as_bytes()) {
+        if nonce.get(base..base + 32) != Some(extra.as_bytes()) {
             return NonceCheck::Stale;
         }
     }
@@ -329,9 +470,11 @@ pub fn pre_auth(c: &Ctx, realm: &[u8], proxy: bool) -> Result<(usize, Credential
         crate::klog!(L_ERR, "auth", "credentials are not filled properly");
         return Err(AUTH_ERROR);
     }
-    match check_nonce(c, cred.nonce.as_deref().unwrap_or(b"")) {
+    let nc = cred.qop.as_ref().and(cred.nc.as_deref());
+    match check_nonce(c, cred.nonce.as_deref().unwrap_or(b""), nc) {
         NonceCheck::Ok => {}
         NonceCheck::Stale => return Err(AUTH_NONCE_STALE),
+        NonceCheck::Reused => return Err(AUTH_NONCE_REUSED),
         NonceCheck::Invalid => {
             crate::klog!(L_DBG, "auth", "invalid nonce value received");
             return Err(AUTH_ERROR);
