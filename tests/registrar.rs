@@ -741,6 +741,49 @@ fn nonce_count_and_one_time_nonce_match_kamailio() {
     assert!(got[4].contains("X-Auth-Rc: -6"), "{}", got[4]);
 }
 
+#[test]
+fn authentication_info_matches_kamailio() {
+    if !available() {
+        return;
+    }
+    let run = |s: &Server| {
+        let ua = Ua::new(s);
+        let c = "Contact: <sip:alice@192.0.2.1>\r\n";
+        let (first, r) = ua.register_auth(
+            "alice",
+            "alice",
+            "secret",
+            "ai-1",
+            &format!("X-Qop: 1\r\n{c}"),
+        );
+        let nonce = param(header(&first, "WWW-Authenticate").unwrap_or(""), "nonce");
+        let info = header(&r, "Authentication-Info").unwrap_or("").to_string();
+        // rspauth: the response with an empty method
+        let ha1 = md5_hex("alice:reg.test:secret");
+        let ha2 = md5_hex(":sip:reg.test");
+        let want = md5_hex(&format!("{ha1}:{nonce}:00000001:c0ffee:auth:{ha2}"));
+        assert_eq!(param(&info, "rspauth"), want, "{info}");
+        info.replace(&nonce, "NONCE").replace(&want, "RSPAUTH")
+    };
+    let kdb = make_db("aik");
+    let k = start_kamailio(
+        &cfg(),
+        &[&format!("DBURL=\"{}\"", db_url(&kdb)), "WITH_AUTHINFO"],
+    );
+    let want = run(&k);
+    drop(k);
+    let db = make_db("ain");
+    let s = start_ksr(
+        &cfg(),
+        &[&format!("DBURL=\"{}\"", db_url(&db)), "WITH_AUTHINFO"],
+    );
+    assert_eq!(run(&s), want);
+    assert_eq!(
+        want,
+        "nextnonce=\"NONCE\", qop=auth, rspauth=\"RSPAUTH\", cnonce=\"c0ffee\", nc=00000001"
+    );
+}
+
 /// Registers alice (with authentication) and bob, stops the server, checks the location
 /// table, restarts it (preload) and looks them up.
 fn persistence(

@@ -39,6 +39,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("nc_array_order"),
         ParamDef::int("otn_in_flight_no"),
         ParamDef::int("otn_in_flight_order"),
+        ParamDef::any("add_authinfo_hdr"),
     ],
     register,
     init: Some(init),
@@ -70,6 +71,7 @@ pub struct AuthState {
     pub challenge_avp: Bytes,
     /// nonce_count / one_time_nonce state (None when both are off).
     pub replay: Option<Replay>,
+    pub add_authinfo_hdr: bool,
 }
 
 impl Default for AuthState {
@@ -87,6 +89,7 @@ impl Default for AuthState {
             algorithm: String::new(),
             challenge_avp: Bytes::from_static(b"digest_challenge"),
             replay: None,
+            add_authinfo_hdr: false,
         }
     }
 }
@@ -136,6 +139,17 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
             .unwrap_or(a.trim());
         st.challenge_avp = Bytes::from(inner.strip_prefix("s:").unwrap_or(inner).to_string());
     }
+    st.add_authinfo_hdr = match p.get("add_authinfo_hdr") {
+        Some(Value::Int(i)) => *i != 0,
+        Some(Value::Str(v)) => matches!(
+            String::from_utf8_lossy(v)
+                .trim()
+                .to_ascii_lowercase()
+                .as_str(),
+            "1" | "yes" | "true" | "on"
+        ),
+        _ => false,
+    };
     let nc = p.int("nonce_count", 0) != 0;
     let otn = p.int("one_time_nonce", 0) != 0;
     if nc || otn {
@@ -485,7 +499,13 @@ pub fn pre_auth(c: &Ctx, realm: &[u8], proxy: bool) -> Result<(usize, Credential
 
 /// Verifies the response of `cred` for `method` with the given HA1 (already -sess adjusted
 /// by [`digest::session_ha1`] when needed). Marks the header authorized on success.
-pub fn check_response(c: &Ctx, idx: usize, cred: &Credentials, method: &[u8], ha1: &str) -> i32 {
+pub fn check_response(
+    c: &mut Ctx,
+    idx: usize,
+    cred: &Credentials,
+    method: &[u8],
+    ha1: &str,
+) -> i32 {
     let Some(alg) = Alg::of(cred) else {
         return AUTH_ERROR;
     };
@@ -498,10 +518,40 @@ pub fn check_response(c: &Ctx, idx: usize, cred: &Credentials, method: &[u8], ha
     let got = cred.response.as_deref().unwrap_or(b"");
     if got.len() == expected.len() && got.eq_ignore_ascii_case(expected.as_bytes()) {
         mark_authorized(c, idx);
+        if c.core.m.auth.add_authinfo_hdr {
+            add_authinfo(c, alg, cred, ha1);
+        }
         AUTH_OK
     } else {
         AUTH_INVALID_PASSWORD
     }
+}
+
+/// `add_authinfo_hdr`: Authentication-Info for the reply, proving the server knows the
+/// secret (rspauth: the response with an empty method) and giving the next nonce (a new one
+/// with one_time_nonce, else the current one).
+fn add_authinfo(c: &mut Ctx, alg: Alg, cred: &Credentials, ha1: &str) {
+    let body_hash = (cred.qop.as_deref() == Some(b"auth-int")).then(|| alg.hash_hex(&[b""]));
+    let rspauth = digest::response(alg, ha1, cred, b"", body_hash.as_deref());
+    let otn = c
+        .core
+        .m
+        .auth
+        .replay
+        .as_ref()
+        .is_some_and(|r| r.otn.is_some());
+    let next = if otn {
+        new_nonce(c)
+    } else {
+        String::from_utf8_lossy(cred.nonce.as_deref().unwrap_or(b"")).into_owned()
+    };
+    let f = |v: &Option<Bytes>| String::from_utf8_lossy(v.as_deref().unwrap_or(b"")).into_owned();
+    c.reply_hdrs.push(Bytes::from(format!(
+        "Authentication-Info: nextnonce=\"{next}\", qop={}, rspauth=\"{rspauth}\", cnonce=\"{}\", nc={}\r\n",
+        f(&cred.qop),
+        f(&cred.cnonce),
+        f(&cred.nc)
+    )));
 }
 
 /// The challenge header line (`WWW-Authenticate: ...` or `Proxy-Authenticate: ...`).
