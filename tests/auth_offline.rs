@@ -369,3 +369,47 @@ fn nonce_count_and_one_time_nonce() {
     let r = send(&mut h, "o2", &credentials(&ALICE, &old), "");
     assert_eq!(hdr(&r, "X-Rc"), "-4", "{r}");
 }
+
+/// Randomly damaged credentials through www_authenticate/pv_www_authenticate: no panic.
+#[test]
+fn mutated_credentials_never_panic() {
+    let mut h = harness_with(
+        "mut",
+        "1",
+        "modparam(\"auth\", \"nonce_count\", 1)\nmodparam(\"auth\", \"add_authinfo_hdr\", 1)",
+    );
+    let nonce = challenge(&mut h, "m0", "1");
+    let a = Auth {
+        qop: Some("auth"),
+        ..ALICE
+    };
+    let good = credentials(&a, &nonce);
+    let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let specials = b",=\" \\@:0f-";
+    for i in 0..3000 {
+        let mut m = good.as_bytes().to_vec();
+        let end = m.len() - 2;
+        for _ in 0..(1 + rnd() % 3) {
+            let p = 15 + (rnd() as usize) % (end - 15);
+            match rnd() % 3 {
+                0 => m[p] = specials[(rnd() as usize) % specials.len()],
+                1 => {
+                    m.remove(p);
+                }
+                _ => m.insert(p, specials[(rnd() as usize) % specials.len()]),
+            }
+        }
+        let extra = String::from_utf8_lossy(&m).into_owned();
+        let op = if i % 2 == 0 { "X-Op: pv\r\n" } else { "" };
+        let _ = send(&mut h, "m1", &format!("{op}{extra}"), "");
+    }
+    let nonce = challenge(&mut h, "m2", "0");
+    let r = send(&mut h, "m2", &credentials(&ALICE, &nonce), "");
+    assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
+}
