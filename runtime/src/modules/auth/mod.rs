@@ -208,7 +208,8 @@ fn now() -> i64 {
     crate::modules::usrloc::now()
 }
 
-fn strip_realm<'a>(st: &AuthState, realm: &'a [u8]) -> &'a [u8] {
+/// The realm without `realm_prefix`.
+pub fn strip_realm<'a>(st: &AuthState, realm: &'a [u8]) -> &'a [u8] {
     let p = st.realm_prefix.as_bytes();
     if !p.is_empty() && realm.len() > p.len() && realm[..p.len()].eq_ignore_ascii_case(p) {
         &realm[p.len()..]

@@ -180,14 +180,39 @@ fn generate_avps(c: &mut Ctx, sub: &Subscriber) {
 
 /// www/proxy authentication against `table`; Kamailio's auth_db return codes.
 pub fn authenticate(c: &mut Ctx, realm: &[u8], table: &[u8], proxy: bool, method: &[u8]) -> i32 {
+    authenticate_cred(c, realm, table, proxy, method).0
+}
+
+/// [`authenticate`], also giving the credentials it checked.
+fn authenticate_cred(
+    c: &mut Ctx,
+    realm: &[u8],
+    table: &[u8],
+    proxy: bool,
+    method: &[u8],
+) -> (i32, Option<crate::sip::Credentials>) {
     let (idx, cred) = match pre_auth(c, realm, proxy) {
         Ok(x) => x,
-        Err(r) => return r,
+        Err(r) => return (r, None),
     };
-    let Some(alg) = Alg::of(&cred) else {
+    let r = verify(c, idx, &cred, realm, table, method);
+    (r, Some(cred))
+}
+
+fn verify(
+    c: &mut Ctx,
+    idx: usize,
+    cred: &crate::sip::Credentials,
+    realm: &[u8],
+    table: &[u8],
+    method: &[u8],
+) -> i32 {
+    let Some(alg) = Alg::of(cred) else {
         crate::klog!(L_ERR, "auth_db", "unsupported digest algorithm");
         return AUTH_ERROR;
     };
+    // HA1 and the subscriber's domain use the realm without auth's realm_prefix.
+    let realm = super::auth::strip_realm(&c.core.m.auth, realm);
     let st = &c.core.m.auth_db;
     if !st.calculate_ha1 && alg.is_sess() {
         crate::klog!(
@@ -227,8 +252,8 @@ pub fn authenticate(c: &mut Ctx, realm: &[u8], table: &[u8], proxy: bool, method
     } else {
         sub.secret.trim().to_ascii_lowercase()
     };
-    let ha1 = digest::session_ha1(alg, &ha1, &cred);
-    let r = check_response(c, idx, &cred, method, &ha1);
+    let ha1 = digest::session_ha1(alg, &ha1, cred);
+    let r = check_response(c, idx, cred, method, &ha1);
     if r == AUTH_OK && !c.core.m.auth_db.force_generate_avps {
         generate_avps(c, &sub);
     }
@@ -250,34 +275,10 @@ pub fn auth_check(c: &mut Ctx, realm: &[u8], table: &[u8], flags: i64) -> i32 {
     }
     let proxy = c.msg.method() != Method::Register;
     let m = c.msg.method_raw();
-    let ret = authenticate(c, realm, table, proxy, &m);
+    let (ret, cred) = authenticate_cred(c, realm, table, proxy, &m);
     if ret != AUTH_OK || flags & 1 == 0 {
         return ret;
     }
-    let kind = if proxy {
-        crate::sip::HdrKind::ProxyAuthorization
-    } else {
-        crate::sip::HdrKind::Authorization
-    };
-    let st = &c.core.m.auth;
-    let realm_s = realm;
-    let cred = c
-        .msg
-        .credentials(kind)
-        .into_iter()
-        .map(|(_, cr)| cr)
-        .find(|cr| {
-            let r = cr.realm.as_deref().unwrap_or(b"");
-            let strip = |x: &[u8]| -> Vec<u8> {
-                let p = st.realm_prefix.as_bytes();
-                if !p.is_empty() && x.len() > p.len() && x[..p.len()].eq_ignore_ascii_case(p) {
-                    x[p.len()..].to_vec()
-                } else {
-                    x.to_vec()
-                }
-            };
-            strip(r) == strip(realm_s)
-        });
     match cred {
         Some(cr) => check_identity(c, &cr, flags, c.core.m.auth_db.use_domain),
         // ACK/CANCEL/PRACK pass without credentials.
