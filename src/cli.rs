@@ -34,6 +34,27 @@ enum Cmd {
     Compile(CompileArgs),
     /// Send an RPC command to a running server (jsonrpcs datagram socket or FIFO).
     Rpc(crate::rpc_client::RpcArgs),
+    /// Manage the subscriber table (auth_db) like `kamctl add/rm/show`.
+    Subscriber(SubscriberArgs),
+}
+
+#[derive(Args)]
+struct SubscriberArgs {
+    /// Database URL (`sqlite:////abs/path.sqlite`), as the cfg's DBURL.
+    #[arg(long = "db-url", env = "KSR_DB_URL", global = true)]
+    db_url: Option<String>,
+    #[command(subcommand)]
+    op: SubscriberOp,
+}
+
+#[derive(Subcommand)]
+enum SubscriberOp {
+    /// Add or replace USER@DOMAIN with PASSWORD (password, ha1 and ha1b columns).
+    Add { aor: String, password: String },
+    /// Remove USER@DOMAIN.
+    Rm { aor: String },
+    /// List the subscribers.
+    List,
 }
 
 #[derive(Args)]
@@ -160,6 +181,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Bench(a) => bench(a),
         Cmd::Compile(a) => compile_image(a),
         Cmd::Rpc(a) => crate::rpc_client::rpc(a),
+        Cmd::Subscriber(a) => subscriber(a),
     }
 }
 
@@ -898,4 +920,45 @@ fn load_image(
     let program = vm::image::load(&bytes, &setup.table, &setup.pvs)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     Ok(Some((setup, program)))
+}
+
+fn subscriber(a: SubscriberArgs) -> anyhow::Result<ExitCode> {
+    use runtime::modules::auth_db::subscriber as sub;
+    let url = a
+        .db_url
+        .context("no database: give --db-url sqlite:////path/to/db (or set KSR_DB_URL)")?;
+    let cwd = std::env::current_dir().context("current directory")?;
+    let path = runtime::db::sqlite_path(&url, &cwd)?;
+    let mut db = runtime::db::Sqlite::open(&path)?;
+    let split = |aor: &str| -> anyhow::Result<(String, String)> {
+        let aor = aor.strip_prefix("sip:").unwrap_or(aor);
+        match aor.split_once('@') {
+            Some((u, d)) if !u.is_empty() && !d.is_empty() => Ok((u.to_string(), d.to_string())),
+            _ => anyhow::bail!("expected USER@DOMAIN, got '{aor}'"),
+        }
+    };
+    match a.op {
+        SubscriberOp::Add { aor, password } => {
+            let (u, d) = split(&aor)?;
+            if password.is_empty() {
+                anyhow::bail!("empty password");
+            }
+            sub::add(&mut db, &u, &d, &password)?;
+            println!("added {u}@{d}");
+        }
+        SubscriberOp::Rm { aor } => {
+            let (u, d) = split(&aor)?;
+            if !sub::remove(&mut db, &u, &d)? {
+                eprintln!("{u}@{d} is not a subscriber");
+                return Ok(ExitCode::FAILURE);
+            }
+            println!("removed {u}@{d}");
+        }
+        SubscriberOp::List => {
+            for (u, d, h) in sub::list(&mut db)? {
+                println!("{u}@{d}\t{h}");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

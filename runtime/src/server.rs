@@ -303,4 +303,10 @@ fn timer_loop(ctx: &mut Ctx) {
             .min(Duration::from_millis(200));
         std::thread::sleep(sleep.max(Duration::from_millis(1)));
     }
+    for h in &core.hooks.shutdown {
+        let h = *h;
+        if std::panic::catch_unwind(AssertUnwindSafe(|| h(ctx))).is_err() {
+            crate::klog!(L_CRIT, "core", "shutdown hook failed");
+        }
+    }
 }

@@ -183,6 +183,20 @@ pub fn open(url: &str, workdir: &std::path::Path) -> Result<DbHandle, DbError> {
     Ok(Arc::new(Mutex::new(Box::new(db))))
 }
 
+/// Opens the database a `db_url` names, reusing the connection another module of this process
+/// already opened for the same file (usrloc and auth_db usually share one `DBURL`).
+pub fn open_shared(url: &str, workdir: &std::path::Path) -> Result<DbHandle, DbError> {
+    static OPEN: Mutex<Vec<(std::path::PathBuf, DbHandle)>> = Mutex::new(Vec::new());
+    let path = sqlite_path(url, workdir)?;
+    let mut open = OPEN.lock().map_err(|_| DbError::Poisoned)?;
+    if let Some((_, h)) = open.iter().find(|(p, _)| *p == path) {
+        return Ok(h.clone());
+    }
+    let h: DbHandle = Arc::new(Mutex::new(Box::new(Sqlite::open(&path)?)));
+    open.push((path, h.clone()));
+    Ok(h)
+}
+
 pub struct Sqlite {
     conn: rusqlite::Connection,
     ensured: std::collections::HashSet<String>,
@@ -398,23 +412,6 @@ fn insert_with(
     Ok(())
 }
 
-/// A timestamp column's value as Kamailio's db_sqlite stores it: a Julian day number (a
-/// REAL), so rows written by ksr and by Kamailio read back the same in either.
-pub fn time_value(unix: i64) -> DbVal {
-    DbVal::Double(((unix as f64) - 0.5) / 86400.0 + 2440587.5)
-}
-
-/// Reads a timestamp column: a Julian day (Kamailio's db_sqlite), a Unix time, or the
-/// `YYYY-MM-DD HH:MM:SS` text of the schema defaults.
-pub fn time_from(v: &DbVal) -> Option<i64> {
-    match v {
-        DbVal::Double(d) => Some((86400.0 * (d - 2440587.5) + 0.5).round() as i64),
-        DbVal::Int(i) => Some(*i),
-        DbVal::Str(s) => parse_time(s),
-        DbVal::Null => None,
-    }
-}
-
 /// Kamailio's text form of a timestamp column: local time `YYYY-MM-DD HH:MM:SS`.
 pub fn format_time(unix: i64) -> String {
     let t = unix as libc::time_t;
@@ -433,6 +430,39 @@ pub fn format_time(unix: i64) -> String {
         tm.tm_min,
         tm.tm_sec
     )
+}
+
+/// A Unix time as the Julian day number Kamailio's db_sqlite stores in DATETIME columns
+/// (its formula, half-second shift included, so both read each other's rows the same).
+pub fn julian(unix: i64) -> f64 {
+    (unix as f64 - 0.5) / 86400.0 + 2_440_587.5
+}
+
+/// Kamailio's reading of a Julian day (`86400 * (d - epoch) + 0.5`, truncated), made
+/// robust to the rounding error of the value [`julian`] wrote: nearest integer, ties down.
+fn from_julian(d: f64) -> i64 {
+    ((d - 2_440_587.5) * 86400.0 + 0.5 - 1e-6).round() as i64
+}
+
+/// A DATETIME column value for writing: [`julian`] as a REAL.
+pub fn time_value(unix: i64) -> DbVal {
+    DbVal::Double(julian(unix))
+}
+
+/// A DATETIME column value back to Unix time: Kamailio's Julian day numbers, integers
+/// (Unix time) or text in [`format_time`]'s form.
+pub fn time_of(v: &DbVal) -> Option<i64> {
+    match v {
+        DbVal::Double(d) => Some(from_julian(*d)),
+        DbVal::Int(i) => Some(*i),
+        DbVal::Str(s) => parse_time(s).or_else(|| {
+            s.trim()
+                .parse::<f64>()
+                .ok()
+                .map(from_julian)
+        }),
+        DbVal::Null => None,
+    }
 }
 
 /// Parses [`format_time`]'s form back to a Unix time (local time).
@@ -462,11 +492,11 @@ mod tests {
     fn times_round_trip_as_kamailio_stores_them() {
         // A value Kamailio 5.6's db_sqlite wrote for 2026-11-22 22:14:40 UTC.
         let k = DbVal::Double(2461367.42684606);
-        let t = time_from(&k).unwrap();
+        let t = time_of(&k).unwrap();
         assert!((t - 1795385680).abs() <= 1, "{t}");
-        assert_eq!(time_from(&time_value(t)), Some(t));
-        assert_eq!(time_from(&DbVal::Int(5)), Some(5));
-        assert_eq!(time_from(&DbVal::Null), None);
+        assert_eq!(time_of(&time_value(t)), Some(t));
+        assert_eq!(time_of(&DbVal::Int(5)), Some(5));
+        assert_eq!(time_of(&DbVal::Null), None);
     }
 
     #[test]
@@ -542,6 +572,16 @@ mod tests {
     fn time_round_trip() {
         let t = 1_700_000_000;
         assert_eq!(parse_time(&format_time(t)), Some(t));
+        assert_eq!(time_of(&DbVal::Double(julian(t))), Some(t));
+        assert_eq!(time_of(&DbVal::Str(format_time(t))), Some(t));
+        assert_eq!(
+            time_of(&DbVal::Str("2461367.5".into())),
+            Some(1_795_392_000)
+        );
+        assert_eq!(julian(0), 2_440_587.5 - 0.5 / 86400.0);
+        for t in [0, 1, 1_795_385_680, 2_000_000_001] {
+            assert_eq!(time_of(&time_value(t)), Some(t));
+        }
         assert_eq!(parse_time("garbage"), None);
     }
 }

@@ -82,6 +82,26 @@ pub static TABLES: &[Table] = &[
             "CREATE UNIQUE INDEX IF NOT EXISTS location_ruid_idx ON location (ruid)",
             "CREATE INDEX IF NOT EXISTS location_account_contact_idx ON location (username, domain, contact)",
             "CREATE INDEX IF NOT EXISTS location_expires_idx ON location (expires)",
+            "CREATE INDEX IF NOT EXISTS location_tcpcon_idx ON location (connection_id)",
+            "CREATE INDEX IF NOT EXISTS location_connection_idx ON location (server_id, connection_id)",
+        ],
+    },
+    Table {
+        name: "location_attrs",
+        version: 1,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "ruid" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "username" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "domain" => "VARCHAR(64) DEFAULT NULL",
+            "aname" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "atype" => "INTEGER DEFAULT 0 NOT NULL",
+            "avalue" => "VARCHAR(512) DEFAULT '' NOT NULL",
+            "last_modified" => "TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL",
+        ],
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS location_attrs_account_record_idx ON location_attrs (username, domain, ruid)",
+            "CREATE INDEX IF NOT EXISTS location_attrs_last_modified_idx ON location_attrs (last_modified)",
         ],
     },
     Table {

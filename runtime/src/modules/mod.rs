@@ -159,6 +159,10 @@ pub struct ModuleStates {
     pub app_jsdt: crate::engine::KemiApp,
     pub tm: tm::TmState,
     pub rr: rr::RrState,
+    pub usrloc: usrloc::UsrlocState,
+    pub registrar: registrar::RegistrarState,
+    pub auth: auth::AuthState,
+    pub auth_db: auth_db::AuthDbState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -187,6 +191,9 @@ pub struct Hooks {
     /// Every branch of a transaction failed and failure handling starts (Kamailio's
     /// TMCB_ON_FAILURE): called with the request context restored, before failure_route.
     pub tm_on_failure: Vec<fn(&mut Ctx, &tm::TmReply<'_>)>,
+    /// Called once by the timer thread when the server stops (usrloc flushes its write-back
+    /// cache here).
+    pub shutdown: Vec<fn(&mut Ctx)>,
 }
 
 /// A dedicated thread a module asks for.
@@ -304,6 +311,8 @@ pub mod accepted;
 pub mod app_jsdt;
 pub mod app_lua;
 pub mod app_python3;
+pub mod auth;
+pub mod auth_db;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
@@ -315,6 +324,7 @@ pub mod kex;
 pub mod maxfwd;
 pub mod pike;
 pub mod pv;
+pub mod registrar;
 pub mod rr;
 pub mod sanity;
 pub mod siputils;
@@ -322,6 +332,7 @@ pub mod sl;
 pub mod textops;
 pub mod tm;
 pub mod tmx;
+pub mod usrloc;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -351,6 +362,10 @@ pub static MODULES: &[&ModuleDef] = &[
     &tm::MODULE,
     &tmx::MODULE,
     &rr::MODULE,
+    &usrloc::MODULE,
+    &registrar::MODULE,
+    &auth::MODULE,
+    &auth_db::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
