@@ -455,12 +455,7 @@ pub fn time_of(v: &DbVal) -> Option<i64> {
     match v {
         DbVal::Double(d) => Some(from_julian(*d)),
         DbVal::Int(i) => Some(*i),
-        DbVal::Str(s) => parse_time(s).or_else(|| {
-            s.trim()
-                .parse::<f64>()
-                .ok()
-                .map(from_julian)
-        }),
+        DbVal::Str(s) => parse_time(s).or_else(|| s.trim().parse::<f64>().ok().map(from_julian)),
         DbVal::Null => None,
     }
 }
