@@ -516,7 +516,6 @@ fn basic_kemi_flows_on_kamailio_validate_the_test() {
 
 /// The same flows on ksr must pass and leave the same database rows as on Kamailio.
 #[test]
-#[ignore = "needs tm, rr, usrloc, registrar, auth, auth_db and acc (issue 5, in progress)"]
 fn basic_kemi_flows_on_ksr_match_kamailio() {
     assert!(
         tools_available() && kamailio_available(),
