@@ -39,19 +39,103 @@ struct Example {
 pub enum Routing {
     Native,
     Lua,
+    /// Not the Debian example: ksr's own `examples/kamailio-proxy.cfg`, with its database
+    /// created on demand and the users added by `ksr subscriber add`.
+    Proxy,
 }
 
 impl Routing {
     /// The define selecting it and the script file.
     fn script(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Routing::Native => None,
+            Routing::Native | Routing::Proxy => None,
             Routing::Lua => Some(("WITH_CFGLUA", "kamailio-basic-kemi-lua.lua")),
         }
     }
 }
 
+/// Adds the test users with `ksr subscriber add`.
+fn add_subscribers(db: &Path) {
+    let url = format!("sqlite:///{}", db.display());
+    for u in USERS {
+        let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+            .args(["subscriber", "--db-url", &url, "add"])
+            .arg(format!("{u}@127.0.0.1"))
+            .arg(format!("{u}pw"))
+            .output()
+            .expect("ksr subscriber add");
+        assert!(
+            out.status.success(),
+            "ksr subscriber add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// `examples/kamailio-proxy.cfg` in a test directory: on Kamailio with the schema made from
+/// its SQL files, on ksr with nothing (tables are created on demand).
+fn prepare_proxy(target: Target, port: u16) -> Example {
+    let dir = std::env::temp_dir().join(format!(
+        "ksr-proxy-example-{:?}-{}-{port}",
+        target,
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("test dir");
+    let db = dir.join("proxy.sqlite");
+    if target == Target::Kamailio {
+        let mut sql = String::new();
+        for f in ["standard", "auth_db", "usrloc", "acc"] {
+            sql.push_str(
+                &std::fs::read_to_string(Path::new(SCHEMA).join(format!("{f}-create.sql")))
+                    .expect("Kamailio's SQLite schema"),
+            );
+        }
+        run_sqlite(&db, &sql);
+    }
+    add_subscribers(&db);
+    let text = std::fs::read_to_string(root().join("examples/kamailio-proxy.cfg"))
+        .expect("examples/kamailio-proxy.cfg");
+    let cfg = format!(
+        "#!define PORT {port}\n#!define DBURL \"sqlite:///{}\"\n{text}",
+        db.display()
+    );
+    let cfg_path = dir.join("kamailio.cfg");
+    std::fs::write(&cfg_path, cfg).expect("write cfg");
+    Example {
+        dir,
+        cfg: cfg_path,
+        db,
+    }
+}
+
+fn run_sqlite(db: &Path, sql: &str) {
+    let out = Command::new("sqlite3")
+        .arg(db)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .map(|mut s| s.write_all(sql.as_bytes()))
+                .transpose()?;
+            c.wait_with_output()
+        })
+        .expect("run sqlite3");
+    assert!(
+        out.status.success(),
+        "sqlite3: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn prepare(target: Target, routing: Routing, port: u16) -> Example {
+    if routing == Routing::Proxy {
+        return prepare_proxy(target, port);
+    }
     let dir = std::env::temp_dir().join(format!(
         "ksr-basic-kemi-{:?}-{:?}-{}-{port}",
         target,
@@ -96,26 +180,7 @@ fn prepare(target: Target, routing: Routing, port: u16) -> Example {
             "INSERT INTO subscriber (username, domain, password, ha1, ha1b) VALUES ('{u}', '127.0.0.1', '{u}pw', '', '');\n"
         ));
     }
-    let out = Command::new("sqlite3")
-        .arg(&db)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .map(|mut s| s.write_all(sql.as_bytes()))
-                .transpose()?;
-            c.wait_with_output()
-        })
-        .expect("run sqlite3");
-    assert!(
-        out.status.success(),
-        "sqlite3: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_sqlite(&db, &sql);
 
     let main = std::fs::read_to_string(Path::new(EXAMPLES).join("kamailio-basic-kemi.cfg"))
         .expect("Debian's kemi examples (package kamailio)");
@@ -455,15 +520,22 @@ fn flows(target: Target, routing: Routing) -> (Vec<String>, Vec<String>) {
         ));
     }
     drop(s);
-    (failures, db_summary(&ex.db))
+    (failures, db_summary(&ex.db, routing))
 }
 
 /// Accounting and location rows the flows left in the database, without the values that
 /// change from run to run (ports, tags, times), sorted.
-fn db_summary(db: &Path) -> Vec<String> {
-    let q = "select 'acc', method, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain from acc; \
-             select 'missed', method, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain from missed_calls; \
+fn db_summary(db: &Path, routing: Routing) -> Vec<String> {
+    let proxy = "select 'acc', method, sip_code, sip_reason from acc; \
+             select 'missed', method, sip_code, sip_reason from missed_calls; \
              select 'location', username, substr(contact, 1, instr(contact, '@')), q, cseq, user_agent, methods, cflags, expires > 0 from location;";
+    let q = if routing == Routing::Proxy {
+        proxy
+    } else {
+        "select 'acc', method, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain from acc; \
+             select 'missed', method, sip_code, sip_reason, src_user, src_domain, src_ip, dst_ouser, dst_user, dst_domain from missed_calls; \
+             select 'location', username, substr(contact, 1, instr(contact, '@')), q, cseq, user_agent, methods, cflags, expires > 0 from location;"
+    };
     let out = Command::new("sqlite3")
         .arg(db)
         .arg(q)
@@ -535,4 +607,23 @@ fn basic_kemi_flows_on_ksr_match_kamailio() {
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
     assert_eq!(native_db, k_db, "native routing vs Kamailio");
     assert_eq!(lua_db, k_db, "Lua routing vs Kamailio");
+}
+
+/// ksr's own stateful example runs the same flows on ksr and on Kamailio with the same
+/// database rows; on ksr its tables are created on demand.
+#[test]
+fn proxy_example_flows_on_ksr_and_kamailio() {
+    assert!(
+        tools_available() && kamailio_available(),
+        "needs kamailio, sipp and sqlite3 (run .ci/run)"
+    );
+    let oracle = std::thread::spawn(|| flows(Target::Kamailio, Routing::Proxy));
+    let (mut failures, db) = flows(Target::Ksr, Routing::Proxy);
+    let (k_failures, k_db) = oracle
+        .join()
+        .unwrap_or_else(|_| (vec!["Kamailio flows panicked".into()], Vec::new()));
+    failures.extend(k_failures);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    assert_eq!(db, k_db);
+    assert!(db.iter().any(|r| r == "acc|INVITE|200|OK"), "{db:#?}");
 }

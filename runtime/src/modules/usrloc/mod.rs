@@ -441,6 +441,14 @@ impl UsrlocState {
             deleted: Mutex::new(Vec::new()),
         });
         w.push(d.clone());
+        drop(w);
+        // A table first named by save()/lookup() at run time: create it in the database
+        // now (Kamailio expects it to exist; ksr creates its schema on demand).
+        if let Some(h) = &self.db
+            && let Err(e) = ensure(h, name)
+        {
+            crate::klog!(L_ERR, "usrloc", "cannot create table {name}: {e}");
+        }
         d
     }
 
