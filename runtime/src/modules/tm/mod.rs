@@ -6,6 +6,7 @@
 //! run on a dedicated thread (`Hooks::threads`). See ARCHITECTURE.md "Transaction layer".
 
 pub mod flow;
+pub mod serial;
 pub mod trans;
 
 use super::core::actions::{arg_bytes, arg_int, b};
@@ -74,7 +75,8 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("faked_reply_prio"),
         ParamDef::int("remap_503_500"),
         ParamDef::int("restart_fr_on_each_reply"),
-        ParamDef::int("contacts_avp").multi(),
+        ParamDef::str("contacts_avp"),
+        ParamDef::str("contact_flows_avp"),
     ],
     register,
     init: Some(init),
@@ -109,6 +111,14 @@ fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
     cfg.restart_fr_on_each_reply = p.int("restart_fr_on_each_reply", 1) != 0;
     cfg.faked_reply_prio = p.int("faked_reply_prio", 0) as i32;
     cfg.remap_503_500 = p.int("remap_503_500", 1) != 0;
+    cfg.contacts_avp = p
+        .str("contacts_avp")
+        .filter(|s| !s.is_empty())
+        .map(Bytes::from);
+    cfg.contact_flows_avp = p
+        .str("contact_flows_avp")
+        .filter(|s| !s.is_empty())
+        .map(Bytes::from);
     i.states.tm.cfg = cfg;
     Ok(())
 }
@@ -127,6 +137,15 @@ fn register(r: &mut Registrar<'_>) {
         run: flow::timer_thread,
     });
     r.rpc.add("tm.stats", "transaction statistics", rpc_stats);
+
+    r.kemi("tm", "t_load_contacts", &[], RetType::Int, |c, _| {
+        Value::Int(serial::load_contacts(c) as i64)
+    })
+    .native("t_load_contacts", RQ_F);
+    r.kemi("tm", "t_next_contacts", &[], RetType::Int, |c, _| {
+        Value::Int(serial::next_contacts(c) as i64)
+    })
+    .native("t_next_contacts", RQ_F);
 
     r.kemi("tm", "t_relay", &[], RetType::Int, |c, _| {
         Value::Int(flow::relay(c, None) as i64)

@@ -40,6 +40,9 @@ pub struct TmCfg {
     pub failure_reply_mode: i64,
     pub faked_reply_prio: i32,
     pub restart_fr_on_each_reply: bool,
+    /// XAVP names of `t_load_contacts`/`t_next_contacts` (unset: the functions fail).
+    pub contacts_avp: Option<Bytes>,
+    pub contact_flows_avp: Option<Bytes>,
 }
 
 impl Default for TmCfg {
@@ -56,6 +59,8 @@ impl Default for TmCfg {
             failure_reply_mode: 3,
             faked_reply_prio: 0,
             restart_fr_on_each_reply: true,
+            contacts_avp: None,
+            contact_flows_avp: None,
         }
     }
 }
