@@ -102,6 +102,8 @@ ramp() {
   echo "$best $best_cpu"
 }
 
+if [ "${RB_LIB:-}" = 1 ]; then return 0; fi
+
 prepare "$TMP/ksr"
 (cd "$TMP/ksr" && exec "$KSR" run -f kamailio.cfg --debug=-1 2>"$TMP/ksr/server.log") &
 KSR_PID=$!
