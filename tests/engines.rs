@@ -374,3 +374,127 @@ fn reload_through_ksr_rpc() {
         }
     }
 }
+
+/// Reload under a steady load (Lua, Python, JS): a client sends requests one after another
+/// while the script is replaced by a new version and then by a broken one, each followed by
+/// the engine's reload RPC. No request goes unanswered; every request sent after the first
+/// reload returned is answered by the new code, and the broken script changes nothing.
+#[test]
+fn reload_under_load_switches_once_and_survives_a_broken_script() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    for (module, engine, ext, rpc, v1, v2, broken) in [
+        (
+            "app_lua",
+            "lua",
+            "lua",
+            "app_lua.reload",
+            "function ksr_request_route() KSR.sl.sl_send_reply(200, 'v1') end\n",
+            "function ksr_request_route() KSR.sl.sl_send_reply(200, 'v2') end\n",
+            "function ksr_request_route( KSR.sl.sl_send_reply(200, 'v3')\n",
+        ),
+        (
+            "app_python3",
+            "python",
+            "py",
+            "app_python.reload",
+            "import KSR\ndef mod_init():\n    return H()\nclass H:\n    def child_init(self, r):\n        return 0\n    def ksr_request_route(self, msg):\n        KSR.sl.sl_send_reply(200, 'v1')\n        return 1\n",
+            "import KSR\ndef mod_init():\n    return H()\nclass H:\n    def child_init(self, r):\n        return 0\n    def ksr_request_route(self, msg):\n        KSR.sl.sl_send_reply(200, 'v2')\n        return 1\n",
+            "import KSR\ndef mod_init(:\n",
+        ),
+        (
+            "app_jsdt",
+            "jsdt",
+            "js",
+            "app_jsdt.reload",
+            "function ksr_request_route() { KSR.sl.sl_send_reply(200, 'v1'); }\n",
+            "function ksr_request_route() { KSR.sl.sl_send_reply(200, 'v2'); }\n",
+            "function ksr_request_route() { KSR.sl.sl_send_reply(200, 'v3');\n",
+        ),
+    ] {
+        let d = dir(&format!("reload-load-{engine}"));
+        let script = d.join(format!("reload.{ext}"));
+        std::fs::write(&script, v1).expect("write");
+        let sock = d.join("rpc.sock");
+        let c = cfg(&d, module, engine, &script);
+        let mut text = std::fs::read_to_string(&c).expect("cfg");
+        text = text.replace(
+            "cfgengine",
+            &format!(
+                "loadmodule \"jsonrpcs.so\"\nmodparam(\"jsonrpcs\", \"transport\", 4)\nmodparam(\"jsonrpcs\", \"dgram_socket\", \"{}\")\ncfgengine",
+                sock.display()
+            ),
+        );
+        std::fs::write(&c, text).expect("cfg");
+        let s = start_ksr(&c, &[]);
+        let port = s.port;
+        let sent = Arc::new(AtomicUsize::new(0));
+        let stop = Arc::new(AtomicBool::new(false));
+        // (sequence number, status line or None when unanswered)
+        let log: Arc<Mutex<Vec<(usize, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+        let load = {
+            let (sent, stop, log) = (sent.clone(), stop.clone(), log.clone());
+            std::thread::spawn(move || {
+                let c = client();
+                for i in 0..3000 {
+                    if stop.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    let m = request(
+                        "OPTIONS",
+                        &format!("sip:bob@127.0.0.1:{port}"),
+                        &c,
+                        &format!("load-{i}"),
+                        "",
+                    );
+                    sent.store(i, Ordering::SeqCst);
+                    let _ = c.send_to(m.as_bytes(), ("127.0.0.1", port));
+                    let r = recv(&c, 1000).map(|r| status_line(&r).to_string());
+                    log.lock().unwrap().push((i, r));
+                }
+            })
+        };
+        let wait_for = |n: usize| {
+            for _ in 0..500 {
+                if sent.load(Ordering::SeqCst) >= n {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        };
+        wait_for(100);
+        std::fs::write(&script, v2).expect("write");
+        let r = ksr_rpc(&sock, rpc);
+        assert!(r.get("error").is_none(), "{engine}: {r}");
+        let after_reload = sent.load(Ordering::SeqCst) + 1;
+        wait_for(after_reload + 100);
+        std::fs::write(&script, broken).expect("write");
+        let r = ksr_rpc(&sock, rpc);
+        assert!(r.get("error").is_none(), "{engine}: {r}");
+        let after_broken = sent.load(Ordering::SeqCst) + 1;
+        wait_for(after_broken + 100);
+        stop.store(true, Ordering::SeqCst);
+        load.join().expect("load thread");
+        let log = log.lock().unwrap();
+        assert!(log.len() >= 300, "{engine}: only {} requests", log.len());
+        for (i, r) in log.iter() {
+            let want = if *i < 100 {
+                Some("SIP/2.0 200 v1")
+            } else if *i >= after_reload {
+                Some("SIP/2.0 200 v2")
+            } else {
+                None
+            };
+            let got = r.as_deref();
+            assert!(got.is_some(), "{engine}: request {i} unanswered");
+            if let Some(w) = want {
+                assert_eq!(got, Some(w), "{engine}: request {i}");
+            } else {
+                assert!(
+                    matches!(got, Some("SIP/2.0 200 v1") | Some("SIP/2.0 200 v2")),
+                    "{engine}: request {i}: {got:?}"
+                );
+            }
+        }
+    }
+}
