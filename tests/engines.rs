@@ -431,7 +431,8 @@ fn reload_under_load_switches_once_and_survives_a_broken_script() {
         let sent = Arc::new(AtomicUsize::new(0));
         let stop = Arc::new(AtomicBool::new(false));
         // (sequence number, status line or None when unanswered)
-        let log: Arc<Mutex<Vec<(usize, Option<String>)>>> = Arc::new(Mutex::new(Vec::new()));
+        type Answers = Vec<(usize, Option<String>)>;
+        let log: Arc<Mutex<Answers>> = Arc::new(Mutex::new(Vec::new()));
         let load = {
             let (sent, stop, log) = (sent.clone(), stop.clone(), log.clone());
             std::thread::spawn(move || {
