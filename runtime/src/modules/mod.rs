@@ -147,6 +147,9 @@ pub struct ModuleStates {
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
     pub pike: pike::PikeState,
+    pub nathelper: nathelper::NathelperState,
+    pub rtpproxy: rtpproxy::RtpproxyState,
+    pub permissions: permissions::PermissionsState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -269,12 +272,16 @@ pub mod htable;
 pub mod kemix;
 pub mod kex;
 pub mod maxfwd;
+pub mod nathelper;
+pub mod permissions;
 pub mod pike;
 pub mod pv;
+pub mod rtpproxy;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod textopsx;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -292,6 +299,10 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &nathelper::MODULE,
+    &rtpproxy::MODULE,
+    &permissions::MODULE,
+    &textopsx::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

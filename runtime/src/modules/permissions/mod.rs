@@ -1,0 +1,460 @@
+//! Kamailio's `permissions` module, address part: the `address` table (group, IP or
+//! subnet, port, tag) loaded from `db_url` into memory and matched against the source
+//! address or given ones; `permissions.addressReload` / `addressDump` / `subnetDump` RPCs.
+//! The allow/deny files (`allow_routing`, `allow_register`) and the `trusted` table are not
+//! implemented (their functions are not registered).
+
+use super::core::actions::{arg_bytes, arg_int};
+use super::{InitCtx, ModuleDef, ParamDef, Registrar};
+use crate::core::Core;
+use crate::ctx::Ctx;
+use crate::db::{self, DbHandle, DbVal};
+use crate::log::{L_ERR, L_INFO};
+use crate::rpc::RpcError;
+use bytes::Bytes;
+use serde_json::{Value as Json, json};
+use std::net::IpAddr;
+use std::sync::{Arc, RwLock};
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::{RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "permissions",
+    params: &[
+        ParamDef::str("db_url"),
+        ParamDef::str("address_table"),
+        ParamDef::str("grp_col"),
+        ParamDef::str("ip_addr_col"),
+        ParamDef::str("mask_col"),
+        ParamDef::str("port_col"),
+        ParamDef::str("tag_col"),
+        ParamDef::str("peer_tag_avp"),
+        ParamDef::int("peer_tag_mode"),
+        ParamDef::int("db_mode"),
+        ParamDef::int("load_backends"),
+    ],
+    register,
+    init: Some(init),
+    notice: None,
+};
+
+/// One row of the address table.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AddrEntry {
+    pub grp: i64,
+    /// `None` for a domain name entry (matched as text against the address).
+    pub ip: Option<IpAddr>,
+    pub name: String,
+    pub mask: u32,
+    pub port: u16,
+    pub tag: Option<String>,
+}
+
+impl AddrEntry {
+    fn is_subnet(&self) -> bool {
+        match self.ip {
+            Some(IpAddr::V4(_)) => self.mask < 32,
+            Some(IpAddr::V6(_)) => self.mask < 128,
+            None => false,
+        }
+    }
+
+    fn matches(&self, ip: &IpAddr, ip_text: &str, port: u16) -> bool {
+        if self.port != 0 && self.port != port {
+            return false;
+        }
+        match (&self.ip, ip) {
+            (Some(IpAddr::V4(a)), IpAddr::V4(b)) => {
+                let m = if self.mask >= 32 {
+                    u32::MAX
+                } else {
+                    !(u32::MAX >> self.mask)
+                };
+                (u32::from(*a) & m) == (u32::from(*b) & m)
+            }
+            (Some(IpAddr::V6(a)), IpAddr::V6(b)) => {
+                let m = if self.mask >= 128 {
+                    u128::MAX
+                } else {
+                    !(u128::MAX >> self.mask)
+                };
+                (u128::from(*a) & m) == (u128::from(*b) & m)
+            }
+            (None, _) => self.name.eq_ignore_ascii_case(ip_text),
+            _ => false,
+        }
+    }
+}
+
+#[derive(Default)]
+pub struct PermissionsState {
+    /// Exact addresses first, then subnets, then names (Kamailio's lookup order).
+    pub entries: RwLock<Arc<Vec<AddrEntry>>>,
+    pub db: Option<DbHandle>,
+    pub cols: Cols,
+    pub tag_avp: Option<Bytes>,
+    pub tag_mode_all: bool,
+}
+
+#[derive(Clone, Debug)]
+pub struct Cols {
+    pub table: String,
+    pub grp: String,
+    pub ip: String,
+    pub mask: String,
+    pub port: String,
+    pub tag: String,
+}
+
+impl Default for Cols {
+    fn default() -> Self {
+        Cols {
+            table: "address".into(),
+            grp: "grp".into(),
+            ip: "ip_addr".into(),
+            mask: "mask".into(),
+            port: "port".into(),
+            tag: "tag".into(),
+        }
+    }
+}
+
+fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
+    let p = ictx.params;
+    let st = &mut ictx.states.permissions;
+    st.cols = Cols {
+        table: p.str_or("address_table", "address"),
+        grp: p.str_or("grp_col", "grp"),
+        ip: p.str_or("ip_addr_col", "ip_addr"),
+        mask: p.str_or("mask_col", "mask"),
+        port: p.str_or("port_col", "port"),
+        tag: p.str_or("tag_col", "tag"),
+    };
+    if let Some(a) = p.str("peer_tag_avp").filter(|s| !s.is_empty()) {
+        st.tag_avp = Some(
+            super::nathelper::avp_name_of(&a)
+                .map_err(|e| format!("permissions: peer_tag_avp: {e}"))?,
+        );
+    }
+    st.tag_mode_all = p.int("peer_tag_mode", 0) != 0;
+    let backends = p.int("load_backends", 0xff);
+    if let Some(url) = p.str("db_url").filter(|s| !s.is_empty())
+        && backends & 1 != 0
+    {
+        let h = db::open(&url, ictx.workdir).map_err(|e| format!("permissions: {e}"))?;
+        let list = load(&h, &st.cols).map_err(|e| format!("permissions: {e}"))?;
+        crate::klog!(
+            L_INFO,
+            "permissions",
+            "{} address entries loaded",
+            list.len()
+        );
+        st.entries = RwLock::new(Arc::new(list));
+        st.db = Some(h);
+    }
+    Ok(())
+}
+
+/// Reads the address table; bad rows are logged and skipped.
+pub fn load(h: &DbHandle, cols: &Cols) -> Result<Vec<AddrEntry>, db::DbError> {
+    let rows = db::with(h, |d| {
+        if cols.table == "address" {
+            d.ensure_table("address", &[])?;
+        }
+        d.select(
+            &cols.table,
+            &[&cols.grp, &cols.ip, &cols.mask, &cols.port, &cols.tag],
+            &[],
+            None,
+        )
+    })?;
+    let mut exact = Vec::new();
+    let mut subnets = Vec::new();
+    let mut names = Vec::new();
+    for r in rows {
+        let [g, ip, mask, port, tag] = &r[..] else {
+            continue;
+        };
+        let name = ip.to_text();
+        let parsed = name.parse::<IpAddr>().ok();
+        let max = match parsed {
+            Some(IpAddr::V6(_)) => 128,
+            _ => 32,
+        };
+        let mask = mask.as_int().unwrap_or(max as i64);
+        let port = port.as_int().unwrap_or(0);
+        if !(0..=max as i64).contains(&mask) || !(0..=65535).contains(&port) {
+            crate::klog!(
+                L_ERR,
+                "permissions",
+                "bad address table row for '{name}' (mask {mask}, port {port}), skipped"
+            );
+            continue;
+        }
+        let e = AddrEntry {
+            grp: g.as_int().unwrap_or(0),
+            ip: parsed,
+            name,
+            mask: mask as u32,
+            port: port as u16,
+            tag: match tag {
+                DbVal::Null => None,
+                t => Some(t.to_text()),
+            },
+        };
+        if e.ip.is_none() {
+            names.push(e);
+        } else if e.is_subnet() {
+            subnets.push(e);
+        } else {
+            exact.push(e);
+        }
+    }
+    exact.extend(subnets);
+    exact.extend(names);
+    Ok(exact)
+}
+
+fn entries(c: &Ctx) -> Arc<Vec<AddrEntry>> {
+    c.core
+        .m
+        .permissions
+        .entries
+        .read()
+        .map(|g| g.clone())
+        .unwrap_or_default()
+}
+
+/// Matches `ip:port` against `group` (or any group when `None`): the matching entry's group.
+fn find(c: &mut Ctx, group: Option<i64>, ip: &[u8], port: u16) -> Option<i64> {
+    let txt = std::str::from_utf8(ip).ok()?;
+    let txt = txt
+        .strip_prefix('[')
+        .and_then(|x| x.strip_suffix(']'))
+        .unwrap_or(txt);
+    let Ok(addr) = txt.parse::<IpAddr>() else {
+        crate::klog!(L_ERR, "permissions", "address '{txt}' is not an IP address");
+        return None;
+    };
+    let list = entries(c);
+    let mut found = None;
+    let mut tags = Vec::new();
+    for e in list.iter() {
+        if group.is_some_and(|g| g != e.grp) || !e.matches(&addr, txt, port) {
+            continue;
+        }
+        if found.is_none() {
+            found = Some(e.grp);
+        }
+        if let Some(t) = &e.tag {
+            tags.push(t.clone());
+        }
+        if !c.core.m.permissions.tag_mode_all {
+            break;
+        }
+    }
+    if found.is_some()
+        && let Some(name) = c.core.m.permissions.tag_avp.clone()
+    {
+        for t in tags {
+            c.avps.insert(0, (name.clone(), Value::Str(Bytes::from(t))));
+        }
+    }
+    found
+}
+
+fn src(c: &Ctx) -> (Bytes, u16) {
+    (Bytes::from(c.rcv.src.ip().to_string()), c.rcv.src.port())
+}
+
+fn port_of(v: i64) -> u16 {
+    u16::try_from(v).unwrap_or(0)
+}
+
+fn register(r: &mut Registrar<'_>) {
+    let any = RouteMask::ANY;
+    r.kemi(
+        "permissions",
+        "allow_source_address",
+        &[I],
+        RetType::Int,
+        |c, a| {
+            let (ip, port) = src(c);
+            let g = arg_int(a, 0);
+            Value::Int(if find(c, Some(g), &ip, port).is_some() {
+                1
+            } else {
+                -1
+            })
+        },
+    )
+    .native("allow_source_address", any);
+    r.native("allow_source_address", &[], any, |c, _| {
+        let (ip, port) = src(c);
+        Value::Int(if find(c, Some(1), &ip, port).is_some() {
+            1
+        } else {
+            -1
+        })
+    });
+    r.kemi(
+        "permissions",
+        "allow_address",
+        &[I, S, I],
+        RetType::Int,
+        |c, a| {
+            let g = arg_int(a, 0);
+            let ip = arg_bytes(a, 1);
+            let port = port_of(arg_int(a, 2));
+            Value::Int(if find(c, Some(g), &ip, port).is_some() {
+                1
+            } else {
+                -1
+            })
+        },
+    )
+    .native("allow_address", any);
+    r.kemi(
+        "permissions",
+        "allow_source_address_group",
+        &[],
+        RetType::Int,
+        |c, _| {
+            let (ip, port) = src(c);
+            Value::Int(find(c, None, &ip, port).unwrap_or(-1))
+        },
+    )
+    .native("allow_source_address_group", any);
+    r.kemi(
+        "permissions",
+        "allow_address_group",
+        &[S, I],
+        RetType::Int,
+        |c, a| {
+            let ip = arg_bytes(a, 0);
+            let port = port_of(arg_int(a, 1));
+            Value::Int(find(c, None, &ip, port).unwrap_or(-1))
+        },
+    )
+    .native("allow_address_group", any);
+    r.rpc.add(
+        "permissions.addressReload",
+        "Reload the address table from the database.",
+        rpc_reload,
+    );
+    r.rpc.add(
+        "permissions.addressDump",
+        "Dump the address table (exact addresses).",
+        |core, _| Ok(dump(core, false)),
+    );
+    r.rpc.add(
+        "permissions.subnetDump",
+        "Dump the address table (subnets).",
+        |core, _| Ok(dump(core, true)),
+    );
+}
+
+fn rpc_reload(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
+    let st = &core.m.permissions;
+    let Some(h) = &st.db else {
+        return Err(RpcError::new(500, "Reload failed. No database."));
+    };
+    let list = load(h, &st.cols).map_err(|e| RpcError::new(500, format!("Reload failed. {e}")))?;
+    let mut g = st
+        .entries
+        .write()
+        .map_err(|_| RpcError::new(500, "Reload failed."))?;
+    *g = Arc::new(list);
+    Ok(Json::String("Reload OK".into()))
+}
+
+fn dump(core: &'static Core, subnets: bool) -> Json {
+    let list = core
+        .m
+        .permissions
+        .entries
+        .read()
+        .map(|g| g.clone())
+        .unwrap_or_default();
+    let rows: Vec<Json> = list
+        .iter()
+        .filter(|e| e.ip.is_some() && e.is_subnet() == subnets)
+        .map(|e| {
+            let mut o = json!({
+                "group": e.grp,
+                "ip": e.name,
+                "port": e.port,
+                "tag": e.tag.clone().unwrap_or_default(),
+            });
+            if subnets {
+                o["mask"] = json!(e.mask);
+            }
+            o
+        })
+        .collect();
+    Json::Array(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn e(ip: &str, mask: u32, port: u16) -> AddrEntry {
+        AddrEntry {
+            grp: 1,
+            ip: ip.parse().ok(),
+            name: ip.into(),
+            mask,
+            port,
+            tag: None,
+        }
+    }
+
+    #[test]
+    fn matching() {
+        let a: IpAddr = "10.1.2.3".parse().unwrap();
+        assert!(e("10.1.2.3", 32, 0).matches(&a, "10.1.2.3", 5060));
+        assert!(!e("10.1.2.4", 32, 0).matches(&a, "10.1.2.3", 5060));
+        assert!(e("10.0.0.0", 8, 0).matches(&a, "10.1.2.3", 1));
+        assert!(!e("10.0.0.0", 8, 5060).matches(&a, "10.1.2.3", 1));
+        assert!(e("0.0.0.0", 0, 0).matches(&a, "10.1.2.3", 1));
+        let b: IpAddr = "2001:db8::1".parse().unwrap();
+        assert!(e("2001:db8::", 32, 0).matches(&b, "2001:db8::1", 1));
+        assert!(!e("10.0.0.0", 8, 0).matches(&b, "2001:db8::1", 1));
+        assert!(e("host.example", 32, 0).matches(&a, "HOST.example", 1));
+        assert!(!e("host.example", 32, 0).matches(&a, "10.1.2.3", 1));
+    }
+
+    #[test]
+    fn loads_from_sqlite() {
+        let dir = std::env::temp_dir().join(format!("ksr-perm-{}", std::process::id()));
+        let _ = std::fs::create_dir_all(&dir);
+        let h = db::open("sqlite:///perm.sqlite", &dir).unwrap();
+        db::with(&h, |d| {
+            d.ensure_table("address", &[])?;
+            d.delete("address", &[])?;
+            for (g, ip, m, p) in [
+                (1, "10.0.0.0", 8, 0),
+                (2, "127.0.0.1", 32, 5060),
+                (3, "bad", 40, 0),
+            ] {
+                d.insert(
+                    "address",
+                    &["grp", "ip_addr", "mask", "port"],
+                    &[
+                        DbVal::Int(g),
+                        DbVal::Str(ip.into()),
+                        DbVal::Int(m),
+                        DbVal::Int(p),
+                    ],
+                )?;
+            }
+            Ok(())
+        })
+        .unwrap();
+        let l = load(&h, &Cols::default()).unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].grp, 2, "exact addresses come first");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

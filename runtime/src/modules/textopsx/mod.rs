@@ -1,0 +1,231 @@
+//! Kamailio's `textopsx` module: applying recorded changes to the message, changing a
+//! reply's status, removing the body, keeping only some headers, shell-style matching.
+//! The header-value functions (`append_hf_value` ...) and the header/body-line iterators
+//! are not implemented (not registered).
+
+use super::core::actions::arg_bytes;
+use super::{ModuleDef, Registrar};
+use crate::ctx::Ctx;
+use crate::log::L_ERR;
+use crate::sip::HdrKind;
+use bytes::Bytes;
+use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::{RouteKind, RouteMask, Value};
+
+pub static MODULE: ModuleDef = ModuleDef {
+    name: "textopsx",
+    params: &[],
+    register,
+    init: None,
+    notice: None,
+};
+
+fn register(r: &mut Registrar<'_>) {
+    let req_reply = RouteMask(1 | 4 | 128);
+    r.kemi(
+        "textopsx",
+        "msg_apply_changes",
+        &[],
+        RetType::Int,
+        |c, _| Value::Int(msg_apply_changes(c)),
+    )
+    .native("msg_apply_changes", req_reply);
+    r.kemi(
+        "textopsx",
+        "change_reply_status",
+        &[I, S],
+        RetType::Int,
+        |c, a| {
+            let code = a.first().and_then(Value::as_int).unwrap_or(0);
+            Value::Int(change_reply_status(c, code, Some(arg_bytes(a, 1))))
+        },
+    )
+    .native("change_reply_status", RouteMask::ONREPLY);
+    r.kemi(
+        "textopsx",
+        "change_reply_status_code",
+        &[I],
+        RetType::Int,
+        |c, a| {
+            let code = a.first().and_then(Value::as_int).unwrap_or(0);
+            Value::Int(change_reply_status(c, code, None))
+        },
+    )
+    .native("change_reply_status_code", RouteMask::ONREPLY);
+    r.kemi("textopsx", "remove_body", &[], RetType::Int, |c, _| {
+        if !c.msg.current_body().is_empty() {
+            c.msg.set_body(Bytes::new());
+        }
+        Value::Int(1)
+    })
+    .native("remove_body", RouteMask::ANY);
+    r.kemi("textopsx", "keep_hf", &[], RetType::Int, |c, _| {
+        Value::Int(keep_hf(c, None))
+    })
+    .native("keep_hf", RouteMask::ANY);
+    r.kemi("textopsx", "keep_hf_re", &[S], RetType::Int, |c, a| {
+        let p = arg_bytes(a, 0);
+        if p.is_empty() {
+            return Value::Int(keep_hf(c, None));
+        }
+        match super::textops::regex(&p) {
+            Some(re) => Value::Int(keep_hf(c, Some(&re))),
+            None => Value::Int(-1),
+        }
+    })
+    .native("keep_hf", RouteMask::ANY)
+    .hints(&[ParamHint::Regex]);
+    // KEMI gives 0 on a match (Kamailio's return value), the cfg function 1.
+    r.kemi("textopsx", "fnmatch", &[S, S], RetType::Int, |_, a| {
+        Value::Int(if fnmatch(&arg_bytes(a, 0), &arg_bytes(a, 1), b"") {
+            0
+        } else {
+            -1
+        })
+    });
+    r.kemi(
+        "textopsx",
+        "fnmatch_ex",
+        &[S, S, S],
+        RetType::Int,
+        |_, a| {
+            Value::Int(
+                if fnmatch(&arg_bytes(a, 0), &arg_bytes(a, 1), &arg_bytes(a, 2)) {
+                    0
+                } else {
+                    -1
+                },
+            )
+        },
+    );
+    r.native("fnmatch", &[S, S], RouteMask::ANY, |_, a| {
+        Value::Int(if fnmatch(&arg_bytes(a, 0), &arg_bytes(a, 1), b"") {
+            1
+        } else {
+            -1
+        })
+    });
+    r.native("fnmatch", &[S, S, S], RouteMask::ANY, |_, a| {
+        Value::Int(
+            if fnmatch(&arg_bytes(a, 0), &arg_bytes(a, 1), &arg_bytes(a, 2)) {
+                1
+            } else {
+                -1
+            },
+        )
+    });
+}
+
+fn msg_apply_changes(c: &mut Ctx) -> i64 {
+    if c.msg.is_request() && c.route != RouteKind::Request {
+        crate::klog!(
+            L_ERR,
+            "textopsx",
+            "invalid usage - not in request route or a reply"
+        );
+        return -1;
+    }
+    match c.msg.apply_changes() {
+        Ok(()) => 1,
+        Err(e) => {
+            crate::klog!(L_ERR, "textopsx", "couldn't update msg buffer content: {e}");
+            -1
+        }
+    }
+}
+
+fn change_reply_status(c: &mut Ctx, code: i64, reason: Option<Bytes>) -> i64 {
+    let Some(cur) = c.msg.status() else {
+        return -1;
+    };
+    let reason = match reason {
+        Some(r) if r.is_empty() => {
+            crate::klog!(L_ERR, "textopsx", "invalid reason parameter");
+            return -1;
+        }
+        Some(r) => r,
+        None => c.msg.reason().cloned().unwrap_or_default(),
+    };
+    if !(100..=699).contains(&code) {
+        crate::klog!(L_ERR, "textopsx", "wrong status code: {code}");
+        return -1;
+    }
+    let cur = i64::from(cur);
+    if (code < 300 || cur < 300) && code / 100 != cur / 100 {
+        crate::klog!(
+            L_ERR,
+            "textopsx",
+            "the class of provisional or positive final replies cannot be changed"
+        );
+        return -1;
+    }
+    if c.msg.set_reply_status(code as u16, reason) {
+        1
+    } else {
+        -1
+    }
+}
+
+/// Removes every header except the ones a SIP message needs and those whose name matches
+/// `re`. Kamailio 5.6 returns -1 even when it worked; so does this.
+fn keep_hf(c: &mut Ctx, re: Option<&regex::bytes::Regex>) -> i64 {
+    let idx: Vec<usize> = c
+        .msg
+        .headers()
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| {
+            !matches!(
+                h.kind,
+                HdrKind::From
+                    | HdrKind::To
+                    | HdrKind::CallId
+                    | HdrKind::CSeq
+                    | HdrKind::Via
+                    | HdrKind::Contact
+                    | HdrKind::ContentLength
+                    | HdrKind::ContentType
+                    | HdrKind::Route
+                    | HdrKind::RecordRoute
+                    | HdrKind::MaxForwards
+            )
+        })
+        .filter(|(_, h)| re.is_none_or(|re| !re.is_match(&h.name)))
+        .map(|(i, _)| i)
+        .collect();
+    for i in idx {
+        c.msg.remove_header(i);
+    }
+    -1
+}
+
+/// fnmatch(3) without flags, or with FNM_CASEFOLD when `flags` starts with `i`.
+fn fnmatch(val: &[u8], pat: &[u8], flags: &[u8]) -> bool {
+    let (Ok(v), Ok(p)) = (
+        std::ffi::CString::new(val.to_vec()),
+        std::ffi::CString::new(pat.to_vec()),
+    ) else {
+        return false;
+    };
+    let f = if matches!(flags.first(), Some(b'i') | Some(b'I')) {
+        libc::FNM_CASEFOLD
+    } else {
+        0
+    };
+    // SAFETY: both pointers are valid NUL-terminated strings for the duration of the call.
+    unsafe { libc::fnmatch(p.as_ptr(), v.as_ptr(), f) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_patterns() {
+        assert!(fnmatch(b"alice", b"al*", b""));
+        assert!(!fnmatch(b"Alice", b"al*", b""));
+        assert!(fnmatch(b"Alice", b"al*", b"i"));
+        assert!(fnmatch(b"a1", b"a[0-9]", b""));
+        assert!(!fnmatch(b"a\0b", b"a*", b""));
+    }
+}
