@@ -268,6 +268,7 @@ pub mod app_lua;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
+pub mod db_sqlite;
 pub mod htable;
 pub mod kemix;
 pub mod kex;
@@ -299,6 +300,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &db_sqlite::MODULE,
     &nathelper::MODULE,
     &rtpproxy::MODULE,
     &permissions::MODULE,
