@@ -509,3 +509,202 @@ fn nat_modules_match_kamailio() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// No RTP proxy answers: the functions return Kamailio's codes, the SDP is left alone and
+/// the requests are still forwarded; the proxy is reported as not responding.
+fn without_proxy(s: &Server, p: &Peer) -> Vec<String> {
+    let u = p.uport();
+    let mut out = Vec::new();
+    let nat_contact = "<sip:alice@192.168.1.10:5070>";
+    for (method, user) in [
+        ("INVITE", "rtp"),
+        ("INVITE", "rtpoffer"),
+        ("BYE", "rtp"),
+        ("BYE", "rtpdel"),
+    ] {
+        let body = if method == "INVITE" { SDP } else { "" };
+        send(
+            s,
+            p,
+            &req(
+                p,
+                method,
+                &format!("sip:{user}@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                nat_contact,
+                "",
+                body,
+            ),
+        );
+        out.push(
+            recv(&p.up, 4000)
+                .map(|m| relevant(&m))
+                .unwrap_or_else(|| "<not forwarded>".into()),
+        );
+    }
+    out
+}
+
+#[test]
+fn rtpproxy_down_like_kamailio() {
+    let dir = std::env::temp_dir().join(format!(
+        "ksr-nat-down-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let db = dir.join("perm.sqlite");
+    if !make_db(&db) {
+        eprintln!("sqlite3 or Kamailio's schema files missing: skipped");
+        return;
+    }
+    let dead = free_port();
+    let defs = [
+        format!("RTPP_SOCK=\"udp:127.0.0.1:{dead}\""),
+        format!("DBURL=\"sqlite:///{}\"", db.display()),
+    ];
+    let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
+    let cfg = root().join("tests/data/nat.cfg");
+    let p = Peer {
+        client: client(),
+        up: client(),
+    };
+    let ours = start_ksr(&cfg, &defs);
+    let got = without_proxy(&ours, &p);
+    let log = std::fs::read_to_string(ours.dir.join("ksr.log")).unwrap_or_default();
+    drop(ours);
+    assert!(got[0].contains("X-Rc: -3"), "{}", got[0]);
+    assert!(got[0].contains("c=IN IP4 192.168.1.10"), "{}", got[0]);
+    assert!(log.contains("does not respond, disable it"), "{log}");
+    if kamailio_available() {
+        let k = start_kamailio(&cfg, &defs);
+        let want = without_proxy(&k, &p);
+        drop(k);
+        eprintln!("kamailio without proxy: {want:?}");
+        assert_eq!(got, want);
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn kemi_scenarios(s: &Server, p: &Peer) -> Vec<String> {
+    let u = p.uport();
+    let mut out = Vec::new();
+    send(
+        s,
+        p,
+        &req(
+            p,
+            "INVITE",
+            "sip:natinfo@x",
+            "10.0.0.5:5070",
+            "<sip:alice@192.168.1.10:5070>",
+            "",
+            SDP,
+        ),
+    );
+    out.push(
+        recv(&p.client, 2000)
+            .map(|m| relevant(&m))
+            .unwrap_or_default(),
+    );
+    let nat_contact = "<sip:alice@192.168.1.10:5070;ob>";
+    for (method, user, body) in [
+        ("REGISTER", "alias", ""),
+        ("REGISTER", "addalias", ""),
+        ("REGISTER", "reg", ""),
+        ("INVITE", "rtp", SDP),
+        ("INVITE", "sdp", SDP),
+        ("MESSAGE", "tx", SDP),
+    ] {
+        send(
+            s,
+            p,
+            &req(
+                p,
+                method,
+                &format!("sip:{user}@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                nat_contact,
+                "X-Keep: 1\r\nX-Not: 2\r\n",
+                body,
+            ),
+        );
+        out.push(
+            recv(&p.up, 2000)
+                .map(|m| relevant(&m))
+                .unwrap_or_else(|| "<not forwarded>".into()),
+        );
+    }
+    send(
+        s,
+        p,
+        &req(
+            p,
+            "MESSAGE",
+            &format!("sip:ruri@10.9.9.9;alias=127.0.0.1~{u}~1"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
+        ),
+    );
+    out.push(
+        recv(&p.up, 2000)
+            .map(|m| relevant(&m))
+            .unwrap_or_else(|| "<not forwarded>".into()),
+    );
+    out
+}
+
+#[test]
+fn nat_modules_from_lua_like_kamailio() {
+    let dir = std::env::temp_dir().join(format!(
+        "ksr-nat-lua-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let db = dir.join("perm.sqlite");
+    if !make_db(&db) {
+        eprintln!("sqlite3 or Kamailio's schema files missing: skipped");
+        return;
+    }
+    let rtpp = FakeRtpproxy::start();
+    let defs = [
+        format!("RTPP_SOCK=\"udp:127.0.0.1:{}\"", rtpp.port),
+        format!("DBURL=\"sqlite:///{}\"", db.display()),
+        format!(
+            "LUA_SCRIPT=\"{}\"",
+            root().join("tests/data/nat.lua").display()
+        ),
+    ];
+    let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
+    let cfg = root().join("tests/data/nat-lua.cfg");
+    let p = Peer {
+        client: client(),
+        up: client(),
+    };
+    let ours = start_ksr(&cfg, &defs);
+    let got = kemi_scenarios(&ours, &p);
+    drop(ours);
+    for v in &got {
+        eprintln!("--\n{v}");
+    }
+    assert!(
+        got[0].contains("X-Nat: 11111001101 1 -1 0 -1 1 1 4 1"),
+        "{}",
+        got[0]
+    );
+    if kamailio_available()
+        && std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so").exists()
+    {
+        let k = start_kamailio(&cfg, &defs);
+        let want = kemi_scenarios(&k, &p);
+        drop(k);
+        assert_eq!(got.len(), want.len());
+        for (g, w) in got.iter().zip(want.iter()) {
+            assert_eq!(g, w);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
