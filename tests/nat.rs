@@ -129,6 +129,8 @@ fn relevant(m: &str) -> String {
             || lower.starts_with("content-type:")
             || lower.starts_with("p-")
             || lower.starts_with("subject:")
+            || lower.starts_with("supported:")
+            || lower.starts_with("allow:")
         {
             out.push(l);
         }
@@ -307,6 +309,20 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             SDP,
         ),
     );
+    for name in ["hfv", "hfv2"] {
+        fwd(
+            name,
+            req(
+                p,
+                "MESSAGE",
+                &format!("sip:{name}@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                "",
+                "Supported: 100rel, timer\r\nAllow: INVITE, INFO,BYE\r\nX-One: solo\r\nX-B: b0, bx\r\nX-B: by\r\nX-C: c0\r\nX-D: d0 , d1\r\n",
+                "",
+            ),
+        );
+    }
     fwd(
         "apply",
         req(

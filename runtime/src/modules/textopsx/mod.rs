@@ -1,7 +1,10 @@
 //! Kamailio's `textopsx` module: applying recorded changes to the message, changing a
-//! reply's status, removing the body, keeping only some headers, shell-style matching.
-//! The header-value functions (`append_hf_value` ...) and the header/body-line iterators
-//! are not implemented (not registered).
+//! reply's status, removing the body, keeping only some headers, shell-style matching, and
+//! the comma-separated header-value functions (`hfvalue.rs`). Not implemented (not
+//! registered): `remove_hf_value(2)`, `assign_hf_value(2)`, the header/body-line iterators,
+//! `msg_set_buffer`, `msg_changed_route`.
+
+pub mod hfvalue;
 
 use super::core::actions::arg_bytes;
 use super::{ModuleDef, Registrar};
@@ -21,6 +24,7 @@ pub static MODULE: ModuleDef = ModuleDef {
 };
 
 fn register(r: &mut Registrar<'_>) {
+    register_hf_values(r);
     let req_reply = RouteMask(1 | 4 | 128);
     r.kemi(
         "textopsx",
@@ -114,6 +118,84 @@ fn register(r: &mut Registrar<'_>) {
             },
         )
     });
+}
+
+fn register_hf_values(r: &mut Registrar<'_>) {
+    use hfvalue::IncExc;
+    let m = RouteMask(1 | 2 | 4 | 8 | 128);
+    r.kemi(
+        "textopsx",
+        "append_hf_value",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(hfvalue::append_hf_value(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+            ))
+        },
+    )
+    .native("append_hf_value", m);
+    r.kemi(
+        "textopsx",
+        "insert_hf_value",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(hfvalue::insert_hf_value(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+            ))
+        },
+    )
+    .native("insert_hf_value", m);
+    r.kemi(
+        "textopsx",
+        "include_hf_value",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(hfvalue::incexc_hf_value(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                IncExc::Include,
+            ))
+        },
+    )
+    .native("include_hf_value", m);
+    r.kemi(
+        "textopsx",
+        "exclude_hf_value",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(hfvalue::incexc_hf_value(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                IncExc::Exclude,
+            ))
+        },
+    )
+    .native("exclude_hf_value", m);
+    r.kemi(
+        "textopsx",
+        "hf_value_exists",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(hfvalue::incexc_hf_value(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                IncExc::Exists,
+            ))
+        },
+    )
+    .native("hf_value_exists", m);
 }
 
 fn msg_apply_changes(c: &mut Ctx) -> i64 {
