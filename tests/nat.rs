@@ -323,6 +323,23 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             ),
         );
     }
+    for name in ["hfv3", "hfv4"] {
+        fwd(
+            name,
+            req(
+                p,
+                "MESSAGE",
+                &format!("sip:{name}@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                "",
+                "Allow: INVITE, INFO\r\nX-One: solo\r\nX-B: b0, bx\r\nX-B: by\r\nX-C: c0, c1\r\nX-D: d0 , d1\r\n\
+                 X-P: <sip:p1@h;lr>;lr, <sip:p2@h>;x=1;lr;y\r\nX-Q: \"Q, q\" <sip:q@h;bar=1>;bar=2;foo, <sip:q2@h>;bar = \"a b\"\r\n\
+                 X-R: a;t=1, b\r\nX-R: c;u\r\nX-Auth: Digest username=\"bob\", realm=\"ex.com\", nonce=\"n1\", uri=\"sip:x\"\r\n\
+                 X-Auth2: Digest nonce=\"abc\",realm=r\r\nX-Whole: w1, w0\r\n",
+                "",
+            ),
+        );
+    }
     fwd(
         "apply",
         req(

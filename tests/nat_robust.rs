@@ -69,7 +69,7 @@ const USERS: &[&str] = &[
 
 fn base(user: &str, method: &str, contact: &str, body: &str) -> String {
     format!(
-        "{method} sip:{user}@127.0.0.1:5999;alias=10.0.0.1~5062~2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK-x;rport\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: robust\r\nCSeq: 1 {method}\r\nContact: {contact}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} sip:{user}@127.0.0.1:5999;alias=10.0.0.1~5062~2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.5:5070;branch=z9hG4bK-x;rport\r\nFrom: <sip:a@b>;tag=f\r\nTo: <sip:b@c>;tag=t\r\nCall-ID: robust\r\nCSeq: 1 {method}\r\nContact: {contact}\r\nX-B: b0, \"b,1\r\nX-Q: <sip:q@h;bar=1>;bar=\"x;baz\r\nX-Auth: Digest realm=\"r\", \"\r\nX-P: ;lr;;lr=\r\nSupported: ,,\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
 }

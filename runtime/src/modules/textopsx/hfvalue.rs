@@ -396,3 +396,414 @@ mod tests {
         assert_eq!(values(b"").len(), 1);
     }
 }
+
+// ---------------------------------------------------------------- remove / assign
+
+/// Where a parameter was found (or where a new one goes), relative to the header value.
+#[derive(Clone, Copy, Debug, Default)]
+struct ParamSpan {
+    found: bool,
+    /// From the `=` (or the name's end) to the value's end: replaced on assignment.
+    upd: (usize, usize),
+    /// The whole `;name=value` (with its delimiters): removed on removal; its start is the
+    /// insertion point when not found.
+    del: (usize, usize),
+}
+
+/// Skips a name-addr's display name and URI in `s[from..to]`; returns where parameters
+/// start (Kamailio's get_uri_and_skip_until_params).
+fn skip_until_params(s: &[u8], from: usize, to: usize) -> usize {
+    let mut i = from;
+    while i < to && s[i] != b';' {
+        let start = i;
+        let mut quoted = false;
+        while i < to {
+            if !quoted {
+                if s[i] == b'"' {
+                    quoted = true;
+                } else if s[i] == b'<' || s[i] == b';' || is_space(s[i]) {
+                    break;
+                }
+            } else if s[i] == b'"' && i > 0 && s[i - 1] != b'\\' {
+                quoted = false;
+            }
+            i += 1;
+        }
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        if i < to && s[i] == b'<' {
+            quoted = false;
+            while i < to {
+                if !quoted {
+                    if s[i] == b'"' {
+                        quoted = true;
+                    } else if s[i] == b'>' {
+                        break;
+                    }
+                } else if s[i] == b'"' && s[i - 1] != b'\\' {
+                    quoted = false;
+                }
+                i += 1;
+            }
+        }
+        if i == start {
+            // No progress (a lone '>' or an unterminated '<'): step over it.
+            i += 1;
+        }
+    }
+    i.min(to)
+}
+
+/// `;param[=value]` lookup in `s[from..to]` (Kamailio's find_hf_value_param).
+fn find_param(s: &[u8], from: usize, to: usize, name: &[u8]) -> ParamSpan {
+    let mut i = from;
+    loop {
+        let del_s = i;
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        if !(i < to && s[i] == b';') {
+            return ParamSpan {
+                found: false,
+                upd: (i, i),
+                del: (del_s, del_s),
+            };
+        }
+        i += 1;
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        let j = i;
+        while i < to && !is_space(s[i]) && s[i] != b'=' && s[i] != b';' {
+            i += 1;
+        }
+        let found = s[j..i].eq_ignore_ascii_case(name);
+        let upd_s = i;
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        if i < to && s[i] == b'=' {
+            i += 1;
+            while i < to && is_space(s[i]) {
+                i += 1;
+            }
+            if i < to {
+                if s[i] == b'"' {
+                    i += 1;
+                    while i < to {
+                        if s[i] == b'"' {
+                            i += 1;
+                            break;
+                        }
+                        i += 1;
+                    }
+                } else {
+                    while i < to && !is_space(s[i]) && s[i] != b';' {
+                        i += 1;
+                    }
+                }
+            }
+        }
+        if found {
+            return ParamSpan {
+                found: true,
+                upd: (upd_s, i),
+                del: (del_s, i),
+            };
+        }
+    }
+}
+
+/// `name=value` lookup in Authorization-style values (Kamailio's find_hf_value2_param);
+/// also returns the delimiter a new parameter needs (0, ' ' or ',').
+fn find_param2(s: &[u8], from: usize, to: usize, name: &[u8]) -> (ParamSpan, u8) {
+    let mut i = from;
+    let mut delim = 0u8;
+    while i < to {
+        let before = i;
+        let del_s = i;
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        let comma = i < to && s[i] == b',';
+        if comma {
+            i += 1;
+        }
+        while i < to && is_space(s[i]) {
+            i += 1;
+        }
+        if i < to && is_alnum(s[i]) {
+            let j = i;
+            if delim == 0 {
+                delim = b' ';
+            }
+            while i < to && is_alnum(s[i]) {
+                i += 1;
+            }
+            let k = i;
+            while i < to && is_space(s[i]) {
+                i += 1;
+            }
+            let upd_s = i;
+            if i < to && s[i] == b'=' {
+                delim = b',';
+                i += 1;
+                let found = s[j..k].eq_ignore_ascii_case(name);
+                while i < to && is_space(s[i]) {
+                    i += 1;
+                }
+                if i < to {
+                    if s[i] == b'"' {
+                        i += 1;
+                        while i < to {
+                            if s[i] == b'"' {
+                                i += 1;
+                                break;
+                            }
+                            i += 1;
+                        }
+                    } else {
+                        while i < to && !is_space(s[i]) && s[i] != b',' {
+                            i += 1;
+                        }
+                    }
+                }
+                if found {
+                    let upd = (upd_s, i);
+                    let mut del = (del_s, i);
+                    while i < to && is_space(s[i]) {
+                        i += 1;
+                    }
+                    if !comma && i < to && s[i] == b',' {
+                        i += 1;
+                        del.1 = i;
+                    }
+                    return (
+                        ParamSpan {
+                            found: true,
+                            upd,
+                            del,
+                        },
+                        delim,
+                    );
+                }
+            }
+            while i < to && is_space(s[i]) {
+                i += 1;
+            }
+        } else {
+            while i < to && !is_space(s[i]) && s[i] == b',' {
+                i += 1;
+            }
+        }
+        if i == before {
+            // Kamailio loops forever on such bytes (a quote at the top level); stop.
+            break;
+        }
+    }
+    (
+        ParamSpan {
+            found: false,
+            upd: (i, i),
+            del: (i, i),
+        },
+        delim,
+    )
+}
+
+/// Records the edits for one parameter lookup (Kamailio's assign_hf_do_lumping); offsets
+/// are relative to the header value at `off`.
+fn param_edits(
+    c: &mut Ctx,
+    off: usize,
+    n: &Hname,
+    value: Option<&[u8]>,
+    p: &ParamSpan,
+    delim: u8,
+) -> i64 {
+    if p.found {
+        let span = if value.is_some() { p.upd } else { p.del };
+        if span.1 > span.0 {
+            c.msg
+                .add_edit(Edit::replace(off + span.0, off + span.1, Bytes::new()));
+        }
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            let mut d = Vec::with_capacity(v.len() + 1);
+            d.push(b'=');
+            d.extend_from_slice(v);
+            c.msg
+                .add_edit(Edit::insert(off + p.upd.0, Bytes::from(d), ORDER_SCRIPT));
+        }
+        1
+    } else {
+        let Some(v) = value else { return -1 };
+        let mut d = Vec::with_capacity(n.param.len() + v.len() + 2);
+        if delim != 0 {
+            d.push(delim);
+        }
+        d.extend_from_slice(&n.param);
+        if !v.is_empty() {
+            d.push(b'=');
+            d.extend_from_slice(v);
+        }
+        c.msg
+            .add_edit(Edit::insert(off + p.del.0, Bytes::from(d), ORDER_SCRIPT));
+        1
+    }
+}
+
+/// Parameters of one comma-separated value (`;param` after the name-addr).
+fn process_params(
+    c: &mut Ctx,
+    h: &Header,
+    off: usize,
+    n: &Hname,
+    value: Option<&[u8]>,
+    area: (usize, usize),
+) -> i64 {
+    let s: &[u8] = &h.value;
+    let mut from = skip_until_params(s, area.0, area.1);
+    let mut res = 0;
+    loop {
+        let p = find_param(s, from, area.1, &n.param);
+        let r2 = param_edits(c, off, n, value, &p, b';');
+        if res == 0 {
+            res = r2;
+        }
+        if p.found && value.is_none() {
+            from = p.del.1;
+            continue;
+        }
+        return res;
+    }
+}
+
+/// Parameters of an Authorization-style header value.
+fn process_params2(c: &mut Ctx, h: &Header, off: usize, n: &Hname, value: Option<&[u8]>) -> i64 {
+    let s: &[u8] = &h.value;
+    let mut from = 0;
+    let mut res = 0;
+    loop {
+        let (p, delim) = find_param2(s, from, s.len(), &n.param);
+        let r2 = param_edits(c, off, n, value, &p, delim);
+        if res == 0 {
+            res = r2;
+        }
+        if p.found && value.is_none() && p.del.1 > from {
+            from = p.del.1;
+            continue;
+        }
+        return res;
+    }
+}
+
+/// `remove_hf_value`, `assign_hf_value` and their `2` forms (Authorization-style values:
+/// commas do not separate values). `remove` selects the operation for whole values;
+/// parameters are removed when `value` is `None` and assigned otherwise (as Kamailio's KEMI
+/// `remove_hf_value2` with a value assigns).
+pub fn remove_assign(
+    c: &mut Ctx,
+    expr: &[u8],
+    value: Option<&[u8]>,
+    whole: bool,
+    remove: bool,
+) -> i64 {
+    let Some(mut n) = parse_or_log(c, expr) else {
+        return -1;
+    };
+    if !remove && n.all && n.param.is_empty() {
+        crate::klog!(L_ERR, "textopsx", "asterisk not supported without param");
+        return -1;
+    }
+    if !n.has_idx || n.idx == 0 {
+        n.idx = 1;
+        n.has_idx = true;
+    }
+    if n.idx < -10 {
+        crate::klog!(L_ERR, "textopsx", "index cannot be lower than -10");
+        return -1;
+    }
+    if n.all {
+        let mut fl = -1;
+        for (_, h, off) in named(c, &n) {
+            if n.param.is_empty() {
+                fl = 1;
+                c.msg.add_edit(Edit::replace(h.start, h.end, Bytes::new()));
+            } else if whole {
+                if process_params2(c, &h, off, &n, value) > 0 {
+                    fl = 1;
+                }
+            } else {
+                for v in values(&h.value) {
+                    if process_params(c, &h, off, &n, value, v.val) > 0 {
+                        fl = 1;
+                    }
+                }
+            }
+        }
+        return fl;
+    }
+    if whole {
+        let hs = named(c, &n);
+        let pick = if n.idx > 0 {
+            usize::try_from(n.idx - 1).ok().and_then(|i| hs.get(i))
+        } else {
+            usize::try_from(-n.idx)
+                .ok()
+                .filter(|b| *b <= 10)
+                .and_then(|b| hs.len().checked_sub(b))
+                .and_then(|i| hs.get(i))
+        };
+        let Some((_, h, off)) = pick.cloned() else {
+            return -1;
+        };
+        if !n.param.is_empty() {
+            return process_params2(c, &h, off, &n, value);
+        }
+        match value.filter(|_| !remove) {
+            None => c.msg.add_edit(Edit::replace(h.start, h.end, Bytes::new())),
+            Some(v) => {
+                c.msg
+                    .add_edit(Edit::replace(off, off + h.value.len(), Bytes::new()));
+                if !v.is_empty() {
+                    c.msg
+                        .add_edit(Edit::insert(off, Bytes::copy_from_slice(v), ORDER_SCRIPT));
+                }
+            }
+        }
+        return 1;
+    }
+    let Some((_, h, off, v)) = find_idx(c, &n) else {
+        return -1;
+    };
+    if !n.param.is_empty() {
+        return process_params(c, &h, off, &n, value, v.val);
+    }
+    match value.filter(|_| !remove) {
+        None => {
+            let (mut ls, le) = v.lump;
+            if le == h.value.len() && ls > 0 {
+                ls -= 1;
+            }
+            if ls == 0 && le == h.value.len() {
+                c.msg.add_edit(Edit::replace(h.start, h.end, Bytes::new()));
+            } else {
+                c.msg
+                    .add_edit(Edit::replace(off + ls, off + le, Bytes::new()));
+            }
+        }
+        Some(val) => {
+            c.msg
+                .add_edit(Edit::replace(off + v.val.0, off + v.val.1, Bytes::new()));
+            if !val.is_empty() {
+                c.msg.add_edit(Edit::insert(
+                    off + v.val.0,
+                    Bytes::copy_from_slice(val),
+                    ORDER_SCRIPT,
+                ));
+            }
+        }
+    }
+    1
+}

@@ -1,8 +1,7 @@
 //! Kamailio's `textopsx` module: applying recorded changes to the message, changing a
 //! reply's status, removing the body, keeping only some headers, shell-style matching, and
-//! the comma-separated header-value functions (`hfvalue.rs`). Not implemented (not
-//! registered): `remove_hf_value(2)`, `assign_hf_value(2)`, the header/body-line iterators,
-//! `msg_set_buffer`, `msg_changed_route`.
+//! the header-value functions (`hfvalue.rs`). Not implemented (not registered): the
+//! header/body-line iterators, `msg_set_buffer`, `msg_changed_route`.
 
 pub mod hfvalue;
 
@@ -196,6 +195,79 @@ fn register_hf_values(r: &mut Registrar<'_>) {
         },
     )
     .native("hf_value_exists", m);
+    r.kemi("textopsx", "remove_hf_value", &[S], RetType::Int, |c, a| {
+        Value::Int(hfvalue::remove_assign(
+            c,
+            &arg_bytes(a, 0),
+            None,
+            false,
+            true,
+        ))
+    })
+    .native("remove_hf_value", m);
+    r.native("remove_hf_value2", &[S], m, |c, a| {
+        Value::Int(hfvalue::remove_assign(
+            c,
+            &arg_bytes(a, 0),
+            None,
+            true,
+            true,
+        ))
+    });
+    // KEMI passes an empty value as none at all (Kamailio's ki_modify_hf).
+    r.kemi(
+        "textopsx",
+        "remove_hf_value2",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            let v = arg_bytes(a, 1);
+            let v = (!v.is_empty()).then_some(&v[..]);
+            Value::Int(hfvalue::remove_assign(c, &arg_bytes(a, 0), v, true, true))
+        },
+    );
+    r.native("assign_hf_value", &[S, S], m, |c, a| {
+        let v = arg_bytes(a, 1);
+        Value::Int(hfvalue::remove_assign(
+            c,
+            &arg_bytes(a, 0),
+            Some(&v),
+            false,
+            false,
+        ))
+    });
+    r.kemi(
+        "textopsx",
+        "assign_hf_value",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            let v = arg_bytes(a, 1);
+            let v = (!v.is_empty()).then_some(&v[..]);
+            Value::Int(hfvalue::remove_assign(c, &arg_bytes(a, 0), v, false, false))
+        },
+    );
+    r.native("assign_hf_value2", &[S, S], m, |c, a| {
+        let v = arg_bytes(a, 1);
+        Value::Int(hfvalue::remove_assign(
+            c,
+            &arg_bytes(a, 0),
+            Some(&v),
+            true,
+            false,
+        ))
+    });
+    r.kemi(
+        "textopsx",
+        "assign_hf_value2",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            let v = arg_bytes(a, 1);
+            let v = (!v.is_empty()).then_some(&v[..]);
+            Value::Int(hfvalue::remove_assign(c, &arg_bytes(a, 0), v, true, false))
+        },
+    );
 }
 
 fn msg_apply_changes(c: &mut Ctx) -> i64 {
