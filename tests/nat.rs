@@ -45,7 +45,9 @@ impl FakeRtpproxy {
                     _ => "E1".to_string(),
                 };
                 if !cmd.starts_with('V') {
-                    sn.lock().unwrap().push(cmd.trim_end().to_string());
+                    sn.lock()
+                        .unwrap()
+                        .push(cmd.trim_end_matches('\n').to_string());
                 }
                 let _ = sock.send_to(format!("{cookie} {answer}\n").as_bytes(), from);
             }
@@ -375,6 +377,30 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             nat_contact,
             "",
             SDP,
+        ),
+    );
+    fwd(
+        "rtp-rec-notag",
+        req(
+            p,
+            "MESSAGE",
+            &format!("sip:rtprec@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
+        ),
+    );
+    fwd(
+        "rtp-rec",
+        req(
+            p,
+            "BYE",
+            &format!("sip:rtprec@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
         ),
     );
     fwd(

@@ -281,6 +281,48 @@ fn register(r: &mut Registrar<'_>) {
     r.native("unforce_rtp_proxy", &[], any, |c, _| {
         Value::Int(unforce(c, b""))
     });
+    r.kemi("rtpproxy", "start_recording", &[], RetType::Int, |c, _| {
+        Value::Int(start_recording(c))
+    })
+    .native("start_recording", any);
+    r.kemi(
+        "rtpproxy",
+        "rtpproxy_stream2uac",
+        &[S, I],
+        RetType::Int,
+        |c, a| {
+            let n = a.get(1).and_then(Value::as_int).unwrap_or(0);
+            Value::Int(stream(c, Some((&arg_bytes(a, 0), n)), true))
+        },
+    )
+    .native("rtpproxy_stream2uac", any);
+    r.kemi(
+        "rtpproxy",
+        "rtpproxy_stream2uas",
+        &[S, I],
+        RetType::Int,
+        |c, a| {
+            let n = a.get(1).and_then(Value::as_int).unwrap_or(0);
+            Value::Int(stream(c, Some((&arg_bytes(a, 0), n)), false))
+        },
+    )
+    .native("rtpproxy_stream2uas", any);
+    r.kemi(
+        "rtpproxy",
+        "rtpproxy_stop_stream2uac",
+        &[],
+        RetType::Int,
+        |c, _| Value::Int(stream(c, None, true)),
+    )
+    .native("rtpproxy_stop_stream2uac", any);
+    r.kemi(
+        "rtpproxy",
+        "rtpproxy_stop_stream2uas",
+        &[],
+        RetType::Int,
+        |c, _| Value::Int(stream(c, None, false)),
+    )
+    .native("rtpproxy_stop_stream2uas", any);
     r.kemi(
         "rtpproxy",
         "set_rtpproxy_set",
@@ -675,6 +717,88 @@ fn unforce(c: &mut Ctx, flags: &[u8]) -> i64 {
         return -1;
     };
     set_inst(c, node);
+    let _ = send_command(c, node, &cmd);
+    1
+}
+
+/// `R callid tag tag`: the proxy starts recording the session.
+fn start_recording(c: &mut Ctx) -> i64 {
+    let Some((callid, from, to)) = tags(c) else {
+        crate::klog!(L_ERR, "rtpproxy", "can't get Call-Id, To or From tag");
+        return -1;
+    };
+    let Some(node) = select_node(c, &callid) else {
+        crate::klog!(L_ERR, "rtpproxy", "no available proxies");
+        return -1;
+    };
+    set_inst(c, node);
+    let mut cmd = b"R ".to_vec();
+    cmd.extend_from_slice(&callid);
+    if c.msg.is_reply() {
+        if to.is_empty() {
+            return -1;
+        }
+        for t in [&to, &from] {
+            cmd.push(b' ');
+            cmd.extend_from_slice(t);
+        }
+    } else {
+        cmd.push(b' ');
+        cmd.extend_from_slice(&from);
+        if !to.is_empty() {
+            cmd.push(b' ');
+            cmd.extend_from_slice(&to);
+        }
+    }
+    let _ = send_command(c, node, &cmd);
+    1
+}
+
+/// `P<count> callid prompt session tag;1 tag;1` plays a prompt to one side, `S callid
+/// tag;1 tag;1` stops it (`play` is `None`). Needs a node with the play capability.
+fn stream(c: &mut Ctx, play: Option<(&[u8], i64)>, to_uac: bool) -> i64 {
+    let Some((callid, from, to)) = tags(c) else {
+        crate::klog!(L_ERR, "rtpproxy", "can't get Call-Id, To or From tag");
+        return -1;
+    };
+    let Some(node) = select_node(c, &callid) else {
+        crate::klog!(L_ERR, "rtpproxy", "no available proxies");
+        return -1;
+    };
+    if !health(c, node).ptl_supported {
+        crate::klog!(
+            L_ERR,
+            "rtpproxy",
+            "required functionality is not supported by the version of the RTPproxy running on the selected node.  Please upgrade the RTPproxy and try again."
+        );
+        return -1;
+    }
+    set_inst(c, node);
+    let mut cmd = match play {
+        Some((_, n)) => format!("P{n} ").into_bytes(),
+        None => b"S ".to_vec(),
+    };
+    cmd.extend_from_slice(&callid);
+    cmd.push(b' ');
+    if let Some((name, _)) = play {
+        cmd.extend_from_slice(name);
+        cmd.extend_from_slice(b" session ");
+    }
+    let (first, second) = if to_uac {
+        (&from, &to)
+    } else {
+        if to.is_empty() {
+            return -1;
+        }
+        (&to, &from)
+    };
+    cmd.extend_from_slice(first);
+    cmd.extend_from_slice(b";1 ");
+    // Without a To tag Kamailio leaves the separator's trailing space in the command.
+    if !(to_uac && to.is_empty()) {
+        cmd.extend_from_slice(second);
+        cmd.extend_from_slice(b";1");
+    }
     let _ = send_command(c, node, &cmd);
     1
 }
