@@ -767,3 +767,93 @@ fn nat_modules_from_lua_like_kamailio() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The same offer through an RTP proxy on a unix stream socket (no cookie, one command per
+/// connection).
+#[test]
+fn rtpproxy_unix_socket_like_kamailio() {
+    use std::io::{Read, Write};
+    let dir = std::env::temp_dir().join(format!(
+        "ksr-nat-unix-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let db = dir.join("perm.sqlite");
+    if !make_db(&db) {
+        eprintln!("sqlite3 or Kamailio's schema files missing: skipped");
+        return;
+    }
+    let path = dir.join("rtpp.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).expect("bind unix socket");
+    let _ = listener.set_nonblocking(true);
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (st, sn) = (stop.clone(), seen.clone());
+    let t = std::thread::spawn(move || {
+        while !st.load(Ordering::Relaxed) {
+            let Ok((mut conn, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let _ = conn.set_nonblocking(false);
+            let _ = conn.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut buf = [0u8; 2048];
+            let Ok(n) = conn.read(&mut buf) else { continue };
+            let cmd = String::from_utf8_lossy(&buf[..n]).to_string();
+            let answer = if cmd.starts_with("VF") {
+                "1"
+            } else if cmd.starts_with('V') {
+                "20040107"
+            } else {
+                sn.lock().unwrap().push(cmd.clone());
+                "35002 127.0.0.8 4"
+            };
+            let _ = conn.write_all(format!("{answer}\n").as_bytes());
+        }
+    });
+    let defs = [
+        format!("RTPP_SOCK=\"unix:{}\"", path.display()),
+        format!("DBURL=\"sqlite:///{}\"", db.display()),
+    ];
+    let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
+    let cfg = root().join("tests/data/nat.cfg");
+    let p = Peer {
+        client: client(),
+        up: client(),
+    };
+    let run = |s: &Server| -> (String, Vec<String>) {
+        let u = p.uport();
+        send(
+            s,
+            &p,
+            &req(
+                &p,
+                "INVITE",
+                &format!("sip:rtp@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                "<sip:a@192.168.1.10>",
+                "",
+                SDP,
+            ),
+        );
+        let m = recv(&p.up, 3000)
+            .map(|m| relevant(&m))
+            .unwrap_or_else(|| "<not forwarded>".into());
+        (m, std::mem::take(&mut *seen.lock().unwrap()))
+    };
+    let ours = start_ksr(&cfg, &defs);
+    let got = run(&ours);
+    drop(ours);
+    assert!(got.0.contains("m=audio 35002 "), "{}", got.0);
+    assert_eq!(got.1.len(), 1, "{:?}", got.1);
+    if kamailio_available() {
+        let k = start_kamailio(&cfg, &defs);
+        let want = run(&k);
+        drop(k);
+        assert_eq!(got, want);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let _ = t.join();
+    let _ = std::fs::remove_dir_all(&dir);
+}
