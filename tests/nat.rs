@@ -342,6 +342,52 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             ),
         );
     }
+    for (i, contact) in [
+        "<sip:a@10.0.0.1:5060;alias=192.0.2.1~5070~2>",
+        "<sip:a@10.0.0.1;alias=192.0.2.1~5070~6;x=y>;expires=3",
+        "<sip:a@10.0.0.1;alias=192.0.2.1~5070>",
+        "<sip:a@10.0.0.1>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        fwd(
+            &format!("aliaspv-{i}"),
+            req(
+                p,
+                "MESSAGE",
+                &format!("sip:aliaspv@127.0.0.1:{u}"),
+                "10.0.0.5:5070",
+                contact,
+                "Record-Route: <sip:p1;lr;r2=on>, <sip:p2;lr>\r\nRecord-Route: <sip:p3;lr>\r\n",
+                "",
+            ),
+        );
+    }
+    fwd(
+        "handle-ruri-wss",
+        req(
+            p,
+            "MESSAGE",
+            &format!("sip:ruri@10.9.9.9;alias=127.0.0.1~{u}~6"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
+        ),
+    );
+    fwd(
+        "handle-ruri-v6",
+        req(
+            p,
+            "MESSAGE",
+            &format!("sip:ruri@10.9.9.9;alias=::1~{u}~1;z"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
+        ),
+    );
     fwd(
         "apply",
         req(
@@ -428,6 +474,38 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
         ),
     );
     out.extend(fwd_out);
+    for (i, (ruri, mode)) in [
+        ("sip:ruri2@10.9.9.9;alias=127.0.0.1~5090~6", "0"),
+        ("sip:ruri2@10.9.9.9;alias=::1~5090~1;z", "0"),
+        ("sip:ruri2@10.9.9.9;alias=[::1]~5090~2", "0"),
+        ("sip:ruri2@h;alias=1.1.1.1~1~1;alias=2.2.2.2~2~3;q", "1"),
+        ("sip:ruri2@h;alias=1.1.1.1~1~1;alias=2.2.2.2~2~3;q", "0"),
+        ("sip:ruri2@h;alias=1.1.1.1~1~9", "0"),
+        ("sip:ruri2@h;alias=1.1.1.1~1", "0"),
+        ("sip:ruri2@h;alias=1.1.1.1~1~1x", "0"),
+        ("sip:ruri2@h;alias=1.1.1.1", "0"),
+        ("sip:ruri2@h;xalias=1.1.1.1~1~1", "0"),
+        ("sip:ruri2@h", "0"),
+    ]
+    .iter()
+    .enumerate()
+    {
+        send(
+            s,
+            p,
+            &req(
+                p,
+                "OPTIONS",
+                ruri,
+                "10.0.0.5:5070",
+                "",
+                &format!("X-Mode: {mode}\r\n"),
+                "",
+            ),
+        );
+        let got = recv(&p.client, 2000).unwrap_or_else(|| "<no reply>".into());
+        out.push((format!("ruri2-{i}"), relevant(&got)));
+    }
     out.push(("rtpproxy commands".into(), rtpp.take().join("\n")));
     // A 486 from the next hop comes back as 480 "Gone Away" (onreply_route).
     send(
@@ -560,10 +638,18 @@ fn nat_modules_match_kamailio() {
     if kamailio_available() {
         let k = start_kamailio(&cfg, &defs);
         let want = scenarios(&k, &p, &rtpp);
+        let k_dir = k.dir.clone();
         drop(k);
         assert_eq!(got.len(), want.len());
-        for ((name, g), (_, w)) in got.iter().zip(want.iter()) {
-            assert_eq!(g, w, "scenario {name}: ksr vs Kamailio");
+        let bad: Vec<String> = got
+            .iter()
+            .zip(want.iter())
+            .filter(|((_, g), (_, w))| g != w)
+            .map(|((name, g), (_, w))| format!("scenario {name}:\n ksr: {g:?}\n kam: {w:?}"))
+            .collect();
+        if !bad.is_empty() {
+            let klog = std::fs::read_to_string(k_dir.join("kamailio.log")).unwrap_or_default();
+            panic!("{}\n--- kamailio log ---\n{klog}", bad.join("\n"));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

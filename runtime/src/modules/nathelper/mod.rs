@@ -10,7 +10,7 @@ pub mod sdp;
 use super::core::actions::{arg_bytes, arg_int, b};
 use super::{InitCtx, ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
-use crate::log::{L_DBG, L_ERR, L_NOTICE};
+use crate::log::{L_DBG, L_ERR, L_WARN};
 use crate::sip::{Contacts, NameAddr, Uri};
 use crate::transport::Proto;
 use bytes::Bytes;
@@ -109,7 +109,7 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
     }
     if p.int("natping_interval", 0) > 0 {
         crate::klog!(
-            L_NOTICE,
+            L_WARN,
             "nathelper",
             "natping_interval is set: keepalive pinging of registered contacts needs the location table and is not done by ksr"
         );
@@ -123,6 +123,46 @@ const REQ_FAIL_REPLY_BRANCH: RouteMask = RouteMask(1 | 2 | 4 | 8 | 128);
 const REQ_BRANCH_LOCAL: RouteMask = RouteMask(1 | 8 | 64);
 
 fn register(r: &mut Registrar<'_>) {
+    use vm::pv::{PvClass, PvSpec};
+    r.pvs.add(PvClass {
+        name: "rr_count",
+        get: |c: &mut Ctx, _: &PvSpec| match c.msg.record_routes() {
+            Ok(l) => Value::Int(l.len() as i64),
+            Err(_) => Value::Null,
+        },
+        set: None,
+        parse_name: None,
+        name_required: false,
+        takes_index: false,
+    });
+    r.pvs.add(PvClass {
+        name: "rr_top_count",
+        get: |c: &mut Ctx, _: &PvSpec| match c.msg.record_routes() {
+            Ok([]) => Value::Int(0),
+            Ok([first, ..]) => {
+                let r2 = first
+                    .uri
+                    .param(b"r2")
+                    .and_then(|p| p.value.as_ref())
+                    .is_some_and(|v| !v.is_empty());
+                Value::Int(if r2 { 2 } else { 1 })
+            }
+            Err(_) => Value::Null,
+        },
+        set: None,
+        parse_name: None,
+        name_required: false,
+        takes_index: false,
+    });
+    r.kemi(
+        "nathelper",
+        "set_alias_to_pv",
+        &[S],
+        RetType::Int,
+        |c, a| Value::Int(set_alias_to_pv(c, &arg_bytes(a, 0))),
+    )
+    .native("set_alias_to_pv", RouteMask::ANY)
+    .hints(&[vm::ksr::ParamHint::PvName]);
     r.kemi("nathelper", "nat_uac_test", &[I], RetType::Int, |c, a| {
         Value::Int(nat_uac_test(c, arg_int(a, 0)))
     })
@@ -847,15 +887,13 @@ fn add_contact_alias_3(c: &mut Ctx, a: &[Value]) -> Value {
 }
 
 /// Takes the first (mode 0) or last `;alias=` parameter out of the R-URI and sets `$du`
-/// from it.
+/// from it, as Kamailio 5.6 does (the address is copied as written: no brackets are added
+/// around an IPv6 address). When the value is malformed Kamailio 5.6 has already turned its
+/// first `~` into `:` inside the received R-URI; that corruption is not copied.
 fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
     let Some(cur) = c.msg.ruri().cloned() else {
         return -1;
     };
-    if cur.len() > 1023 {
-        crate::klog!(L_ERR, "nathelper", "very long Request-URI");
-        return -1;
-    }
     let Ok(u) = c.msg.parsed_ruri() else {
         crate::klog!(L_ERR, "nathelper", "while parsing Request-URI");
         return -1;
@@ -870,16 +908,17 @@ fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
     let alias = c.core.m.nathelper.alias.clone();
     let mut name = alias.to_vec();
     name.push(b'=');
-    // Parameters run to the end of the URI for this scan (headers included), as Kamailio's.
-    let tail = &cur[params_off..];
+    // The scan runs over the parameters only (not the URI headers).
+    let tail = &params[..];
     let mut rest = 0usize;
     let mut start = None;
-    while tail.len() - rest > name.len() {
+    while tail.len() - rest > name.len() + 4 {
         if tail[rest..].starts_with(&name) {
             start = Some(rest);
             if mode == 0 {
                 break;
             }
+            rest += name.len();
         }
         match tail[rest..].iter().position(|c| *c == b';') {
             Some(i) => rest += i + 1,
@@ -894,7 +933,6 @@ fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
         crate::klog!(L_ERR, "nathelper", "no '~' in alias param value");
         return -1;
     };
-    let ipt = &val[..t1];
     let Some(t2) = val[t1 + 1..]
         .iter()
         .position(|c| *c == b'~')
@@ -903,39 +941,24 @@ fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
         crate::klog!(L_ERR, "nathelper", "no second '~' in alias param value");
         return -1;
     };
-    let port = &val[t1 + 1..t2];
-    let mut du = b"sip:".to_vec();
-    let v6 = ipt.contains(&b':');
-    if v6 && ipt.first() != Some(&b'[') {
-        du.push(b'[');
-        du.extend_from_slice(ipt);
-        du.push(b']');
-        if !port.is_empty() {
-            du.push(b':');
-            du.extend_from_slice(port);
-        }
-    } else {
-        du.extend_from_slice(ipt);
-        du.push(b':');
-        du.extend_from_slice(port);
-    }
     let ip_port_len = t2;
-    let Some(&pc) = val.get(t2 + 1) else {
-        crate::klog!(L_ERR, "nathelper", "no proto in alias param");
-        return -1;
-    };
-    if pc == b';' || pc == b'?' {
+    let mut du = b"sip:".to_vec();
+    du.extend_from_slice(&val[..t1]);
+    du.push(b':');
+    du.extend_from_slice(&val[t1 + 1..t2]);
+    let pc = val.get(t2 + 1).copied();
+    if ip_port_len + 2 > val.len() || matches!(pc, Some(b';') | Some(b'?')) {
         crate::klog!(L_ERR, "nathelper", "no proto in alias param");
         return -1;
     }
-    let proto = pc.wrapping_sub(b'0');
+    let proto = pc.unwrap_or(0).wrapping_sub(b'0');
     if proto != 1 {
         let name = match proto {
             2 => "tcp",
             3 => "tls",
             4 => "sctp",
-            5 => "ws",
-            6 => "wss",
+            // Kamailio's proto_type_to_str names WSS "ws" too.
+            5 | 6 => "ws",
             _ => {
                 crate::klog!(L_ERR, "nathelper", "unknown proto in alias param");
                 return -1;
@@ -944,7 +967,8 @@ fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
         du.extend_from_slice(b";transport=");
         du.extend_from_slice(name.as_bytes());
     }
-    if let Some(&nx) = val.get(t2 + 2)
+    if ip_port_len + 2 < val.len()
+        && let Some(&nx) = val.get(t2 + 2)
         && nx != b';'
         && nx != b'?'
     {
@@ -960,6 +984,76 @@ fn handle_ruri_alias(c: &mut Ctx, mode: i64) -> i64 {
     nu.extend_from_slice(&cur[cut_end..]);
     c.msg.set_ruri(Bytes::from(nu));
     1
+}
+
+/// Writes `sip:HOST:PORT;transport=PROTO` from the only Contact's `;alias=` into the
+/// pseudo-variable named `pv`.
+fn set_alias_to_pv(c: &mut Ctx, pv: &Bytes) -> i64 {
+    let n = match c.msg.contacts() {
+        Ok(Some(Contacts::List(l))) if l.len() == 1 => l[0].clone(),
+        Ok(None) => return -1,
+        _ => {
+            crate::klog!(L_ERR, "nathelper", "Couldn't parse Contact Header");
+            return -1;
+        }
+    };
+    let text: &[u8] = &n.raw;
+    let mut pat = b";".to_vec();
+    pat.extend_from_slice(&c.core.m.nathelper.alias);
+    pat.push(b'=');
+    let limit = text.len().saturating_sub(pat.len() + 5);
+    let Some(at) = (0..limit).find(|i| text[*i..].starts_with(&pat)) else {
+        crate::klog!(L_ERR, "nathelper", "Alias sign couldn't be found");
+        return -1;
+    };
+    let rest = &text[at + pat.len()..];
+    let Some(t1) = rest.iter().position(|x| *x == b'~') else {
+        crate::klog!(L_ERR, "nathelper", "No alias parameter found for host");
+        return -1;
+    };
+    let host = &rest[..t1];
+    let after = &rest[t1 + 1..];
+    let Some(t2) = after.iter().position(|x| *x == b'~') else {
+        crate::klog!(L_ERR, "nathelper", "Alias sign couldn't be found for proto");
+        return -1;
+    };
+    let port = &after[..t2];
+    let digits: Vec<u8> = after[t2 + 1..]
+        .iter()
+        .take_while(|x| x.is_ascii_digit())
+        .copied()
+        .collect();
+    let proto = match std::str::from_utf8(&digits)
+        .ok()
+        .and_then(|d| d.parse::<u32>().ok())
+    {
+        Some(1) => "udp",
+        Some(2) => "tcp",
+        Some(3) => "tls",
+        Some(4) => "sctp",
+        Some(5) | Some(6) => "ws",
+        _ => "",
+    };
+    let mut uri = b"sip:".to_vec();
+    uri.extend_from_slice(host);
+    uri.push(b':');
+    uri.extend_from_slice(port);
+    uri.extend_from_slice(b";transport=");
+    uri.extend_from_slice(proto.as_bytes());
+    let Some(spec) = super::core::pvapi::spec(c, pv) else {
+        return -1;
+    };
+    match vm::pv::set(c, &spec, &Value::Str(Bytes::from(uri))) {
+        Ok(()) => 1,
+        Err(e) => {
+            crate::klog!(
+                L_ERR,
+                "nathelper",
+                "Destination pseudo-variable is not writable: {e}"
+            );
+            -1
+        }
+    }
 }
 
 fn offset_in(whole: &Bytes, part: &[u8]) -> Option<usize> {
