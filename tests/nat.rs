@@ -389,6 +389,18 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
         ),
     );
     fwd(
+        "iter",
+        req(
+            p,
+            "MESSAGE",
+            &format!("sip:iter@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            "X-Keep-Me: 1\r\nX-Drop: 2\r\n",
+            SDP,
+        ),
+    );
+    fwd(
         "apply",
         req(
             p,

@@ -1,9 +1,10 @@
 //! Kamailio's `textopsx` module: applying recorded changes to the message, changing a
 //! reply's status, removing the body, keeping only some headers, shell-style matching, and
-//! the header-value functions (`hfvalue.rs`). Not implemented (not registered): the
-//! header/body-line iterators, `msg_set_buffer`, `msg_changed_route`.
+//! the header-value functions (`hfvalue.rs`) and the header/body-line iterators
+//! (`iter.rs`). Not implemented (not registered): `msg_set_buffer`, `msg_changed_route`.
 
 pub mod hfvalue;
+pub mod iter;
 
 use super::core::actions::arg_bytes;
 use super::{ModuleDef, Registrar};
@@ -22,8 +23,98 @@ pub static MODULE: ModuleDef = ModuleDef {
     notice: None,
 };
 
+fn register_iterators(r: &mut Registrar<'_>) {
+    use vm::pv::PvClass;
+    let any = RouteMask::ANY;
+    macro_rules! one {
+        ($name:literal, $f:path) => {
+            r.kemi("textopsx", $name, &[S], RetType::Int, |c, a| {
+                Value::Int($f(c, &arg_bytes(a, 0)))
+            })
+            .native($name, any);
+        };
+    }
+    one!("hf_iterator_start", iter::hf_start);
+    one!("hf_iterator_next", iter::hf_next);
+    one!("hf_iterator_prev", iter::hf_prev);
+    one!("hf_iterator_end", iter::hf_end);
+    one!("hf_iterator_rm", iter::hf_rm);
+    one!("bl_iterator_start", iter::bl_start);
+    one!("bl_iterator_next", iter::bl_next);
+    one!("bl_iterator_end", iter::bl_end);
+    one!("bl_iterator_rm", iter::bl_rm);
+    r.kemi(
+        "textopsx",
+        "hf_iterator_append",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(iter::hf_add(c, &arg_bytes(a, 0), &arg_bytes(a, 1), true)),
+    )
+    .native("hf_iterator_append", any);
+    r.kemi(
+        "textopsx",
+        "hf_iterator_insert",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(iter::hf_add(c, &arg_bytes(a, 0), &arg_bytes(a, 1), false)),
+    )
+    .native("hf_iterator_insert", any);
+    r.kemi(
+        "textopsx",
+        "bl_iterator_append",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(iter::bl_add(c, &arg_bytes(a, 0), &arg_bytes(a, 1), true)),
+    )
+    .native("bl_iterator_append", any);
+    r.kemi(
+        "textopsx",
+        "bl_iterator_insert",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(iter::bl_add(c, &arg_bytes(a, 0), &arg_bytes(a, 1), false)),
+    )
+    .native("bl_iterator_insert", any);
+    r.kemi(
+        "textopsx",
+        "hf_iterator_hname",
+        &[S],
+        RetType::Xval,
+        |c, a| iter::hf_value(c, &arg_bytes(a, 0), false),
+    );
+    r.kemi(
+        "textopsx",
+        "hf_iterator_hbody",
+        &[S],
+        RetType::Xval,
+        |c, a| iter::hf_value(c, &arg_bytes(a, 0), true),
+    );
+    r.kemi(
+        "textopsx",
+        "bl_iterator_value",
+        &[S],
+        RetType::Xval,
+        |c, a| iter::bl_value(c, &arg_bytes(a, 0)),
+    );
+    for (name, get) in [
+        ("hfitname", iter::pv_hfitname as vm::pv::PvGetFn<Ctx>),
+        ("hfitbody", iter::pv_hfitbody),
+        ("blitval", iter::pv_blitval),
+    ] {
+        r.pvs.add(PvClass {
+            name,
+            get,
+            set: None,
+            parse_name: Some(iter::parse_name),
+            name_required: true,
+            takes_index: false,
+        });
+    }
+}
+
 fn register(r: &mut Registrar<'_>) {
     register_hf_values(r);
+    register_iterators(r);
     let req_reply = RouteMask(1 | 4 | 128);
     r.kemi(
         "textopsx",
