@@ -40,7 +40,7 @@ impl FakeRtpproxy {
                     Some('V') if cmd.starts_with("VF") => "1".to_string(),
                     Some('V') => "20040107".to_string(),
                     Some('U') => "35000 127.0.0.9".to_string(),
-                    Some('L') => "36000 127.0.0.9".to_string(),
+                    Some('L') => "36000 ::9 6".to_string(),
                     Some('D') => "0".to_string(),
                     _ => "E1".to_string(),
                 };
@@ -113,7 +113,7 @@ fn req(
     format!(
         "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK-{}-{method};rport\r\nFrom: <sip:alice@example.com>;tag=ft1\r\nTo: <sip:bob@example.com>{}\r\nCall-ID: nat-call-1\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{contact}{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
         p.cport(),
-        if method == "BYE" { ";tag=tt1" } else { "" },
+        if method == "BYE" || method == "ACK" { ";tag=tt1" } else { "" },
         body.len()
     )
 }
@@ -460,6 +460,10 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             "",
             "",
         ),
+    );
+    fwd(
+        "rtp-answer-v6",
+        req(p, "ACK", &format!("sip:rtpans@127.0.0.1:{u}"), "10.0.0.5:5070", "", "", SDP),
     );
     fwd(
         "rtp-bye",
