@@ -113,7 +113,11 @@ fn req(
     format!(
         "{method} {ruri} SIP/2.0\r\nVia: SIP/2.0/UDP {via};branch=z9hG4bK-{}-{method};rport\r\nFrom: <sip:alice@example.com>;tag=ft1\r\nTo: <sip:bob@example.com>{}\r\nCall-ID: nat-call-1\r\nCSeq: 1 {method}\r\nMax-Forwards: 70\r\n{contact}{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
         p.cport(),
-        if method == "BYE" || method == "ACK" { ";tag=tt1" } else { "" },
+        if method == "BYE" || method == "ACK" {
+            ";tag=tt1"
+        } else {
+            ""
+        },
         body.len()
     )
 }
@@ -192,6 +196,30 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
     reply(
         "perm",
         req(p, "OPTIONS", "sip:perm@x", "127.0.0.1", "", "", ""),
+    );
+    reply(
+        "natdest",
+        req(
+            p,
+            "OPTIONS",
+            "sip:natdest@10.9.9.9",
+            "127.0.0.1",
+            "",
+            "",
+            "",
+        ),
+    );
+    reply(
+        "natdest-ws",
+        req(
+            p,
+            "OPTIONS",
+            "sip:natdest@10.9.9.9;transport=ws",
+            "127.0.0.1",
+            "",
+            "",
+            "",
+        ),
     );
     reply(
         "fnm",
@@ -463,7 +491,15 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
     );
     fwd(
         "rtp-answer-v6",
-        req(p, "ACK", &format!("sip:rtpans@127.0.0.1:{u}"), "10.0.0.5:5070", "", "", SDP),
+        req(
+            p,
+            "ACK",
+            &format!("sip:rtpans@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            SDP,
+        ),
     );
     fwd(
         "rtp-bye",
