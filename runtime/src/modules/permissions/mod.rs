@@ -1,8 +1,11 @@
-//! Kamailio's `permissions` module, address part: the `address` table (group, IP or
-//! subnet, port, tag) loaded from `db_url` into memory and matched against the source
-//! address or given ones; `permissions.addressReload` / `addressDump` / `subnetDump` RPCs.
-//! The allow/deny files (`allow_routing`, `allow_register`) and the `trusted` table are not
-//! implemented (their functions are not registered).
+//! Kamailio's `permissions` module: the `address` table (group, IP or subnet, port, tag)
+//! loaded from `db_url` into memory and matched against the source address or given ones,
+//! the `trusted` table (`trusted.rs`, `allow_trusted`), and the
+//! `permissions.addressReload` / `addressDump` / `subnetDump` / `trustedReload` /
+//! `trustedDump` RPCs. The allow/deny files (`allow_routing`, `allow_register`,
+//! `allow_uri`) are not implemented (their functions are not registered).
+
+pub mod trusted;
 
 use super::core::actions::{arg_bytes, arg_int};
 use super::{InitCtx, ModuleDef, ParamDef, Registrar};
@@ -32,6 +35,12 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("peer_tag_mode"),
         ParamDef::int("db_mode"),
         ParamDef::int("load_backends"),
+        ParamDef::str("trusted_table"),
+        ParamDef::str("source_col"),
+        ParamDef::str("proto_col"),
+        ParamDef::str("from_col"),
+        ParamDef::str("ruri_col"),
+        ParamDef::str("priority_col"),
     ],
     register,
     init: Some(init),
@@ -94,6 +103,12 @@ pub struct PermissionsState {
     pub cols: Cols,
     pub tag_avp: Option<Bytes>,
     pub tag_mode_all: bool,
+    pub trusted_cols: trusted::TrustedCols,
+    /// `db_mode=1`: the trusted table is held in `trusted`.
+    pub trusted_cached: bool,
+    /// `load_backends` includes the trusted table and a database is configured.
+    pub trusted_loaded: bool,
+    pub trusted: RwLock<Arc<Vec<trusted::TrustedEntry>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -137,11 +152,26 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
         );
     }
     st.tag_mode_all = p.int("peer_tag_mode", 0) != 0;
+    st.trusted_cols = trusted::TrustedCols {
+        table: p.str_or("trusted_table", "trusted"),
+        source: p.str_or("source_col", "src_ip"),
+        proto: p.str_or("proto_col", "proto"),
+        from: p.str_or("from_col", "from_pattern"),
+        ruri: p.str_or("ruri_col", "ruri_pattern"),
+        tag: p.str_or("tag_col", "tag"),
+        priority: p.str_or("priority_col", "priority"),
+    };
+    let db_mode = p.int("db_mode", 0);
+    if db_mode != 0 && db_mode != 1 {
+        return Err(format!("permissions: invalid db_mode value: {db_mode}"));
+    }
+    st.trusted_cached = db_mode == 1;
     let backends = p.int("load_backends", 0xff);
-    if let Some(url) = p.str("db_url").filter(|s| !s.is_empty())
-        && backends & 1 != 0
-    {
-        let h = db::open(&url, ictx.workdir).map_err(|e| format!("permissions: {e}"))?;
+    let Some(url) = p.str("db_url").filter(|s| !s.is_empty()) else {
+        return Ok(());
+    };
+    let h = db::open(&url, ictx.workdir).map_err(|e| format!("permissions: {e}"))?;
+    if backends & 1 != 0 {
         let list = load(&h, &st.cols).map_err(|e| format!("permissions: {e}"))?;
         crate::klog!(
             L_INFO,
@@ -150,8 +180,17 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
             list.len()
         );
         st.entries = RwLock::new(Arc::new(list));
-        st.db = Some(h);
     }
+    if backends & 2 != 0 {
+        st.trusted_loaded = true;
+        if st.trusted_cached {
+            let rows = trusted::query(&h, &st.trusted_cols, None)
+                .map_err(|e| format!("permissions: {e}"))?;
+            let list = trusted::cache(rows).map_err(|e| format!("permissions: {e}"))?;
+            st.trusted = RwLock::new(Arc::new(list));
+        }
+    }
+    st.db = Some(h);
     Ok(())
 }
 
@@ -210,6 +249,10 @@ pub fn load(h: &DbHandle, cols: &Cols) -> Result<Vec<AddrEntry>, db::DbError> {
             exact.push(e);
         }
     }
+    // Kamailio's hash buckets put the last loaded entry first; its subnet table is kept
+    // sorted by group.
+    exact.reverse();
+    subnets.sort_by_key(|e| e.grp);
     exact.extend(subnets);
     exact.extend(names);
     Ok(exact)
@@ -237,30 +280,15 @@ fn find(c: &mut Ctx, group: Option<i64>, ip: &[u8], port: u16) -> Option<i64> {
         return None;
     };
     let list = entries(c);
-    let mut found = None;
-    let mut tags = Vec::new();
-    for e in list.iter() {
-        if group.is_some_and(|g| g != e.grp) || !e.matches(&addr, txt, port) {
-            continue;
-        }
-        if found.is_none() {
-            found = Some(e.grp);
-        }
-        if let Some(t) = &e.tag {
-            tags.push(t.clone());
-        }
-        if !c.core.m.permissions.tag_mode_all {
-            break;
-        }
-    }
-    if found.is_some()
-        && let Some(name) = c.core.m.permissions.tag_avp.clone()
+    let e = list
+        .iter()
+        .find(|e| group.is_none_or(|g| g == e.grp) && e.matches(&addr, txt, port))?;
+    if let Some(name) = c.core.m.permissions.tag_avp.clone()
+        && let Some(t) = &e.tag
     {
-        for t in tags {
-            c.avps.insert(0, (name.clone(), Value::Str(Bytes::from(t))));
-        }
+        c.avps.insert(0, (name, Value::Str(Bytes::from(t.clone()))));
     }
-    found
+    Some(e.grp)
 }
 
 fn src(c: &Ctx) -> (Bytes, u16) {
@@ -337,6 +365,58 @@ fn register(r: &mut Registrar<'_>) {
         },
     )
     .native("allow_address_group", any);
+    r.kemi("permissions", "allow_trusted", &[], RetType::Int, |c, _| {
+        let (ip, _) = src(c);
+        let from = from_uri(c);
+        let proto = c.rcv.proto;
+        Value::Int(trusted::allow(
+            c,
+            &String::from_utf8_lossy(&ip),
+            Some(proto),
+            &from,
+        ))
+    })
+    .native("allow_trusted", any);
+    r.native("allow_trusted", &[S, S], any, |c, a| {
+        let from = from_uri(c);
+        trusted_args(c, a, &from)
+    });
+    r.native("allow_trusted", &[S, S, S], any, |c, a| {
+        let from = String::from_utf8_lossy(&arg_bytes(a, 2)).into_owned();
+        trusted_args(c, a, &from)
+    });
+    r.rpc.add(
+        "permissions.trustedReload",
+        "Reload the trusted table from the database.",
+        rpc_trusted_reload,
+    );
+    r.rpc.add(
+        "permissions.trustedDump",
+        "Dump the cached trusted table.",
+        |core, _| {
+            let list = core
+                .m
+                .permissions
+                .trusted
+                .read()
+                .map(|g| g.clone())
+                .unwrap_or_default();
+            Ok(Json::Array(
+                list.iter()
+                    .map(|e| {
+                        json!({
+                            "src_ip": e.src_ip,
+                            "proto": e.proto,
+                            "pattern": e.from_pattern,
+                            "ruri_pattern": e.ruri_pattern,
+                            "tag": e.tag,
+                            "priority": e.priority,
+                        })
+                    })
+                    .collect(),
+            ))
+        },
+    );
     r.rpc.add(
         "permissions.addressReload",
         "Reload the address table from the database.",
@@ -352,6 +432,53 @@ fn register(r: &mut Registrar<'_>) {
         "Dump the address table (subnets).",
         |core, _| Ok(dump(core, true)),
     );
+}
+
+fn from_uri(c: &Ctx) -> String {
+    c.msg
+        .from()
+        .map(|f| String::from_utf8_lossy(&f.uri_raw).into_owned())
+        .unwrap_or_default()
+}
+
+fn trusted_args(c: &mut Ctx, a: &[Value], from: &str) -> Value {
+    let ip = String::from_utf8_lossy(&arg_bytes(a, 0)).into_owned();
+    let p = arg_bytes(a, 1);
+    match trusted::proto_arg(&p) {
+        Some(proto) => Value::Int(trusted::allow(c, &ip, proto, from)),
+        None => {
+            crate::klog!(
+                L_ERR,
+                "permissions",
+                "unknown protocol {}",
+                String::from_utf8_lossy(&p)
+            );
+            Value::Int(-1)
+        }
+    }
+}
+
+fn rpc_trusted_reload(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
+    let st = &core.m.permissions;
+    let Some(h) = &st.db else {
+        return Err(RpcError::new(500, "Reload failed. No database."));
+    };
+    if !st.trusted_cached {
+        return Err(RpcError::new(
+            500,
+            "Reload failed. The trusted table is not cached.",
+        ));
+    }
+    let rows = trusted::query(h, &st.trusted_cols, None)
+        .map_err(|e| RpcError::new(500, format!("Reload failed. {e}")))?;
+    let list =
+        trusted::cache(rows).map_err(|e| RpcError::new(500, format!("Reload failed. {e}")))?;
+    let mut g = st
+        .trusted
+        .write()
+        .map_err(|_| RpcError::new(500, "Reload failed."))?;
+    *g = Arc::new(list);
+    Ok(Json::String("Reload OK".into()))
 }
 
 fn rpc_reload(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
@@ -455,6 +582,7 @@ mod tests {
         let l = load(&h, &Cols::default()).unwrap();
         assert_eq!(l.len(), 2);
         assert_eq!(l[0].grp, 2, "exact addresses come first");
+        assert_eq!(l[1].grp, 1);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
