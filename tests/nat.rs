@@ -433,6 +433,18 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
         ),
     );
     fwd(
+        "setbuf",
+        req(
+            p,
+            "MESSAGE",
+            &format!("sip:setbuf@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            &format!("X-Up: {u}\r\n"),
+            "",
+        ),
+    );
+    fwd(
         "apply",
         req(
             p,

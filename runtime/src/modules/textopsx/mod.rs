@@ -1,7 +1,7 @@
 //! Kamailio's `textopsx` module: applying recorded changes to the message, changing a
 //! reply's status, removing the body, keeping only some headers, shell-style matching, and
 //! the header-value functions (`hfvalue.rs`) and the header/body-line iterators
-//! (`iter.rs`). Not implemented (not registered): `msg_set_buffer`, `msg_changed_route`.
+//! (`iter.rs`). Not implemented (not registered): `msg_changed_route`.
 
 pub mod hfvalue;
 pub mod iter;
@@ -116,6 +116,10 @@ fn register(r: &mut Registrar<'_>) {
     register_hf_values(r);
     register_iterators(r);
     let req_reply = RouteMask(1 | 4 | 128);
+    r.kemi("textopsx", "msg_set_buffer", &[S], RetType::Int, |c, a| {
+        Value::Int(msg_set_buffer(c, &arg_bytes(a, 0)))
+    })
+    .native("msg_set_buffer", req_reply);
     r.kemi(
         "textopsx",
         "msg_apply_changes",
@@ -359,6 +363,55 @@ fn register_hf_values(r: &mut Registrar<'_>) {
             Value::Int(hfvalue::remove_assign(c, &arg_bytes(a, 0), v, true, false))
         },
     );
+}
+
+/// Replaces the whole message with `data` and parses it again (`$du`, flags and the
+/// receive information stay). A message that does not parse ends the script (0), like
+/// Kamailio, which has freed the old one by then.
+fn msg_set_buffer(c: &mut Ctx, data: &[u8]) -> i64 {
+    if c.msg.is_request() && c.route != RouteKind::Request {
+        crate::klog!(
+            L_ERR,
+            "textopsx",
+            "invalid usage - not in request route or a reply"
+        );
+        return -1;
+    }
+    if data.is_empty() {
+        crate::klog!(L_ERR, "textopsx", "invalid buffer parameter");
+        return -1;
+    }
+    if data.len() >= 65535 {
+        crate::klog!(
+            L_ERR,
+            "textopsx",
+            "new buffer is too large ({})",
+            data.len()
+        );
+        return -1;
+    }
+    let parsed = crate::sip::SipMsg::parse_with(
+        Bytes::copy_from_slice(data),
+        &crate::sip::Limits::default(),
+        false,
+    );
+    let m = match parsed {
+        Ok(m) => m,
+        Err(e) => {
+            crate::klog!(L_ERR, "textopsx", "parsing new sip message failed: {e}");
+            return 0;
+        }
+    };
+    if m.from().is_err() || m.to().is_err() || m.callid().is_none() || m.cseq().is_err() {
+        crate::klog!(
+            L_ERR,
+            "textopsx",
+            "parsing main headers of new sip message failed"
+        );
+        return 0;
+    }
+    c.msg = m;
+    1
 }
 
 fn msg_apply_changes(c: &mut Ctx) -> i64 {
