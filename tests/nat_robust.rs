@@ -47,6 +47,10 @@ fn harness(dir: &std::path::Path) -> Harness {
 }
 
 const USERS: &[&str] = &[
+    "setbuf",
+    "trust",
+    "natdest",
+    "ruri2",
     "natinfo",
     "perm",
     "fnm",
