@@ -47,6 +47,14 @@ fn harness(dir: &std::path::Path) -> Harness {
 }
 
 const USERS: &[&str] = &[
+    "hfv",
+    "hfv2",
+    "hfv3",
+    "hfv4",
+    "iter",
+    "aliaspv",
+    "rtprec",
+    "rtpans",
     "setbuf",
     "trust",
     "natdest",
@@ -110,7 +118,7 @@ fn mutated_requests_never_panic() {
         seed
     };
     let mut sent_total = 0;
-    for round in 0..3000 {
+    for round in 0..6000 {
         let user = USERS[round % USERS.len()];
         let method = ["INVITE", "REGISTER", "BYE", "ACK", "MESSAGE"][round % 5];
         let c = contacts[(next() % contacts.len() as u64) as usize];
