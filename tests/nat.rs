@@ -229,6 +229,34 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
         "trust",
         req(p, "OPTIONS", "sip:trust@x", "127.0.0.1", "", "", ""),
     );
+    for user in ["route1", "route2", "route2x", "route3", "routex"] {
+        reply(
+            &format!("routing-{user}"),
+            req(
+                p,
+                "OPTIONS",
+                &format!("sip:{user}@x"),
+                "127.0.0.1",
+                "",
+                "",
+                "",
+            ),
+        );
+    }
+    for contact in [
+        "<sip:alice@192.168.1.10:5070>",
+        "<sip:evil@h>",
+        "<sip:good@h>",
+        "<sip:x@h>, <sip:evil@h>",
+        "*",
+        "",
+    ] {
+        reply(
+            &format!("register-{contact}"),
+            req(p, "REGISTER", "sip:route9@x", "127.0.0.1", contact, "", "")
+                .replace("To: <sip:bob@example.com>", "To: <sip:bob@example.com>;x=1"),
+        );
+    }
     let mut fwd_out = Vec::new();
     let mut fwd = |name: &str, m: String| {
         send(s, p, &m);
@@ -665,9 +693,26 @@ fn nat_modules_match_kamailio() {
         return;
     }
     let rtpp = FakeRtpproxy::start();
+    let w = |name: &str, text: &str| {
+        let _ = std::fs::write(dir.join(name), text);
+        dir.join(name).display().to_string()
+    };
+    let base = w(
+        "perm.allow",
+        "# routing rules\n\"^sip:alice@\" : \"^sip:route1@\"\nALL : \"^sip:route2\" EXCEPT \"^sip:route2x@\"\n\n  bad line\n\"^sip:bob@\" : \"^sip:good@\"\n",
+    );
+    w(
+        "perm.deny",
+        "ALL : \"^sip:route\"\n\"^sip:bob@\" : \"^sip:(evil|good)@\"\n",
+    );
+    let def_allow = w("def.allow", "ALL : ALL\n");
+    let def_deny = w("def.deny", "\"^sip:ALICE@\" : \"^sip:route3@\"\n");
     let defs = [
         format!("RTPP_SOCK=\"udp:127.0.0.1:{}\"", rtpp.port),
         format!("DBURL=\"sqlite:///{}\"", db.display()),
+        format!("PERM_BASE=\"{}\"", base.trim_end_matches(".allow")),
+        format!("PERM_DEF_ALLOW=\"{def_allow}\""),
+        format!("PERM_DEF_DENY=\"{def_deny}\""),
     ];
     let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
     let cfg = root().join("tests/data/nat.cfg");

@@ -2,9 +2,12 @@
 //! loaded from `db_url` into memory and matched against the source address or given ones,
 //! the `trusted` table (`trusted.rs`, `allow_trusted`), and the
 //! `permissions.addressReload` / `addressDump` / `subnetDump` / `trustedReload` /
-//! `trustedDump` RPCs. The allow/deny files (`allow_routing`, `allow_register`,
-//! `allow_uri`) are not implemented (their functions are not registered).
+//! `trustedDump` RPCs, and the allow/deny files of `allow_routing` / `allow_register`
+//! (`rules.rs`; relative file names are taken from the working directory, Kamailio takes
+//! them from the cfg file's). `allow_uri`, `allow_register_include_port` and the address
+//! file are not implemented (not registered).
 
+pub mod rules;
 pub mod trusted;
 
 use super::core::actions::{arg_bytes, arg_int};
@@ -16,8 +19,10 @@ use crate::log::{L_ERR, L_INFO};
 use crate::rpc::RpcError;
 use bytes::Bytes;
 use serde_json::{Value as Json, json};
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, RwLock};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
 use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
@@ -41,6 +46,11 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::str("from_col"),
         ParamDef::str("ruri_col"),
         ParamDef::str("priority_col"),
+        ParamDef::str("default_allow_file"),
+        ParamDef::str("default_deny_file"),
+        ParamDef::int("check_all_branches"),
+        ParamDef::str("allow_suffix"),
+        ParamDef::str("deny_suffix"),
     ],
     register,
     init: Some(init),
@@ -109,6 +119,26 @@ pub struct PermissionsState {
     /// `load_backends` includes the trusted table and a database is configured.
     pub trusted_loaded: bool,
     pub trusted: RwLock<Arc<Vec<trusted::TrustedEntry>>>,
+    /// Allow/deny rule files by (allow, deny) path, read on first use.
+    pub rule_sets: Mutex<HashMap<(PathBuf, PathBuf), Arc<RuleSet>>>,
+    pub files: FileParams,
+}
+
+/// Rules of one allow file and one deny file.
+#[derive(Debug, Default)]
+pub struct RuleSet {
+    pub allow: Vec<rules::Rule>,
+    pub deny: Vec<rules::Rule>,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileParams {
+    pub dir: PathBuf,
+    pub default_allow: String,
+    pub default_deny: String,
+    pub allow_suffix: String,
+    pub deny_suffix: String,
+    pub check_all_branches: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -152,6 +182,14 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
         );
     }
     st.tag_mode_all = p.int("peer_tag_mode", 0) != 0;
+    st.files = FileParams {
+        dir: ictx.workdir.to_path_buf(),
+        default_allow: p.str_or("default_allow_file", "permissions.allow"),
+        default_deny: p.str_or("default_deny_file", "permissions.deny"),
+        allow_suffix: p.str_or("allow_suffix", ".allow"),
+        deny_suffix: p.str_or("deny_suffix", ".deny"),
+        check_all_branches: p.int("check_all_branches", 1) != 0,
+    };
     st.trusted_cols = trusted::TrustedCols {
         table: p.str_or("trusted_table", "trusted"),
         source: p.str_or("source_col", "src_ip"),
@@ -385,6 +423,27 @@ fn register(r: &mut Registrar<'_>) {
         let from = String::from_utf8_lossy(&arg_bytes(a, 2)).into_owned();
         trusted_args(c, a, &from)
     });
+    r.native("allow_routing", &[], any, |c, a| {
+        let set = files_of(c, a);
+        Value::Int(check_routing(c, &set))
+    });
+    r.native("allow_routing", &[S], any, |c, a| {
+        let set = files_of(c, a);
+        Value::Int(check_routing(c, &set))
+    });
+    r.native("allow_routing", &[S, S], any, |c, a| {
+        let set = files_of(c, a);
+        Value::Int(check_routing(c, &set))
+    });
+    let req_fail = RouteMask(1 | 2);
+    r.native("allow_register", &[S], req_fail, |c, a| {
+        let set = files_of(c, a);
+        Value::Int(check_register(c, &set))
+    });
+    r.native("allow_register", &[S, S], req_fail, |c, a| {
+        let set = files_of(c, a);
+        Value::Int(check_register(c, &set))
+    });
     r.rpc.add(
         "permissions.trustedReload",
         "Reload the trusted table from the database.",
@@ -432,6 +491,157 @@ fn register(r: &mut Registrar<'_>) {
         "Dump the address table (subnets).",
         |core, _| Ok(dump(core, true)),
     );
+}
+
+fn rule_set(c: &Ctx, allow: &[u8], deny: &[u8]) -> Arc<RuleSet> {
+    let st = &c.core.m.permissions;
+    let path = |f: &[u8]| {
+        let p = PathBuf::from(String::from_utf8_lossy(f).into_owned());
+        if p.is_absolute() {
+            p
+        } else {
+            st.files.dir.join(p)
+        }
+    };
+    let key = (path(allow), path(deny));
+    let Ok(mut m) = st.rule_sets.lock() else {
+        return Arc::default();
+    };
+    if let Some(r) = m.get(&key) {
+        return r.clone();
+    }
+    let set = Arc::new(RuleSet {
+        allow: rules::parse_file(&key.0),
+        deny: rules::parse_file(&key.1),
+    });
+    if m.len() < 64 {
+        m.insert(key, set.clone());
+    }
+    set
+}
+
+/// The files named by `allow_routing`/`allow_register` arguments: none (the defaults), a
+/// base name (with the suffixes) or both names.
+fn files_of(c: &Ctx, a: &[Value]) -> Arc<RuleSet> {
+    let f = &c.core.m.permissions.files;
+    match a.len() {
+        0 => rule_set(c, f.default_allow.as_bytes(), f.default_deny.as_bytes()),
+        1 => {
+            let base = arg_bytes(a, 0);
+            let mut al = base.to_vec();
+            al.extend_from_slice(f.allow_suffix.as_bytes());
+            let mut de = base.to_vec();
+            de.extend_from_slice(f.deny_suffix.as_bytes());
+            rule_set(c, &al, &de)
+        }
+        _ => rule_set(c, &arg_bytes(a, 0), &arg_bytes(a, 1)),
+    }
+}
+
+/// `sip:user@host` (or `sip:host`) of a URI, as Kamailio's rules see it.
+fn plain_uri(u: &crate::sip::Uri) -> String {
+    let user = String::from_utf8_lossy(&u.user);
+    let host = String::from_utf8_lossy(&u.host);
+    if user.is_empty() {
+        format!("sip:{host}")
+    } else {
+        format!("sip:{user}@{host}")
+    }
+}
+
+fn check_routing(c: &mut Ctx, set: &RuleSet) -> i64 {
+    if set.allow.is_empty() && set.deny.is_empty() {
+        return 1;
+    }
+    let Ok(from) = c.msg.from() else {
+        crate::klog!(L_ERR, "permissions", "failed to parse From body");
+        return -1;
+    };
+    let from = String::from_utf8_lossy(&from.uri_raw).into_owned();
+    if from.len() > 256 {
+        crate::klog!(
+            L_ERR,
+            "permissions",
+            "From header field is too long: {} chars",
+            from.len()
+        );
+        return -1;
+    }
+    let Ok(ruri) = c.msg.parsed_ruri() else {
+        crate::klog!(L_ERR, "permissions", "uri parsing failed");
+        return -1;
+    };
+    let ruri = format!(
+        "sip:{}@{}",
+        String::from_utf8_lossy(&ruri.user),
+        String::from_utf8_lossy(&ruri.host)
+    );
+    let all_branches = c.core.m.permissions.files.check_all_branches;
+    if rules::search(&set.allow, &from, &ruri) {
+        if !all_branches {
+            return 1;
+        }
+    } else {
+        if rules::search(&set.deny, &from, &ruri) {
+            return -1;
+        }
+        if !all_branches {
+            return 1;
+        }
+    }
+    for b in &c.branches {
+        let Ok(u) = crate::sip::Uri::parse(&b.uri) else {
+            crate::klog!(L_ERR, "permissions", "failed to extract plain URI");
+            return -1;
+        };
+        let bu = plain_uri(&u);
+        if rules::search(&set.allow, &from, &bu) {
+            continue;
+        }
+        if rules::search(&set.deny, &from, &bu) {
+            return -1;
+        }
+    }
+    1
+}
+
+fn check_register(c: &mut Ctx, set: &RuleSet) -> i64 {
+    if set.allow.is_empty() && set.deny.is_empty() {
+        return 1;
+    }
+    let Ok(to) = c.msg.to() else {
+        crate::klog!(L_ERR, "permissions", "To or Contact not found");
+        return -1;
+    };
+    let to = String::from_utf8_lossy(&to.uri_raw).into_owned();
+    let list = match c.msg.contacts() {
+        Ok(None) | Ok(Some(crate::sip::Contacts::Star)) => return 1,
+        Ok(Some(crate::sip::Contacts::List(l))) => l.clone(),
+        Err(_) => {
+            crate::klog!(L_ERR, "permissions", "failed to parse Contact HF");
+            return -1;
+        }
+    };
+    if to.len() > 256 {
+        crate::klog!(
+            L_ERR,
+            "permissions",
+            "To header field is too long: {} chars",
+            to.len()
+        );
+        return -1;
+    }
+    let all_branches = c.core.m.permissions.files.check_all_branches;
+    for n in list {
+        let cu = plain_uri(&n.uri);
+        if rules::search(&set.allow, &to, &cu) && all_branches {
+            continue;
+        }
+        if rules::search(&set.deny, &to, &cu) {
+            return -1;
+        }
+    }
+    1
 }
 
 fn from_uri(c: &Ctx) -> String {
