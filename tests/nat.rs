@@ -42,6 +42,7 @@ impl FakeRtpproxy {
                     Some('U') => "35000 127.0.0.9".to_string(),
                     Some('L') => "36000 ::9 6".to_string(),
                     Some('D') => "0".to_string(),
+                    Some('Q') => "ttl=30 packets=12".to_string(),
                     _ => "E1".to_string(),
                 };
                 if !cmd.starts_with('V') {
@@ -543,6 +544,18 @@ fn scenarios(s: &Server, p: &Peer, rtpp: &FakeRtpproxy) -> Vec<(String, String)>
             "",
             "",
             SDP,
+        ),
+    );
+    fwd(
+        "rtpstat",
+        req(
+            p,
+            "BYE",
+            &format!("sip:rtpstat@127.0.0.1:{u}"),
+            "10.0.0.5:5070",
+            "",
+            "",
+            "",
         ),
     );
     fwd(

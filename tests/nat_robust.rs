@@ -55,6 +55,8 @@ const USERS: &[&str] = &[
     "aliaspv",
     "rtprec",
     "rtpans",
+    "route1",
+    "rtpstat",
     "setbuf",
     "trust",
     "natdest",

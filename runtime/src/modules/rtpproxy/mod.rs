@@ -204,6 +204,16 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    for name in ["rtpstat", "rtppstat"] {
+        r.pvs.add(vm::pv::PvClass {
+            name,
+            get: |c: &mut Ctx, _: &vm::pv::PvSpec| rtpstat(c),
+            set: None,
+            parse_name: None,
+            name_required: false,
+            takes_index: false,
+        });
+    }
     let any = RouteMask::ANY;
     r.kemi("rtpproxy", "rtpproxy_manage0", &[], RetType::Int, |c, _| {
         Value::Int(manage(c, b"", None))
@@ -719,6 +729,40 @@ fn unforce(c: &mut Ctx, flags: &[u8]) -> i64 {
     set_inst(c, node);
     let _ = send_command(c, node, &cmd);
     1
+}
+
+/// `$rtpstat`: the proxy's answer to `Q callid tag;1 tag`, or null.
+fn rtpstat(c: &mut Ctx) -> Value {
+    let Some((callid, from, to)) = tags(c) else {
+        crate::klog!(L_ERR, "rtpproxy", "can't get Call-Id, To or From tag");
+        return Value::Null;
+    };
+    let Some(node) = select_node(c, &callid) else {
+        crate::klog!(L_ERR, "rtpproxy", "no available proxies");
+        return Value::Null;
+    };
+    set_inst(c, node);
+    let mut cmd = b"Q ".to_vec();
+    cmd.extend_from_slice(&callid);
+    cmd.push(b' ');
+    if c.msg.is_reply() {
+        if to.is_empty() {
+            return Value::Null;
+        }
+        cmd.extend_from_slice(&to);
+        cmd.extend_from_slice(b";1 ");
+        cmd.extend_from_slice(&from);
+    } else {
+        cmd.extend_from_slice(&from);
+        if !to.is_empty() {
+            cmd.extend_from_slice(b";1 ");
+            cmd.extend_from_slice(&to);
+        }
+    }
+    match send_command(c, node, &cmd) {
+        Some(r) => Value::Str(Bytes::from(r)),
+        None => Value::Null,
+    }
 }
 
 /// `R callid tag tag`: the proxy starts recording the session.
