@@ -32,6 +32,8 @@ enum Cmd {
     Bench(BenchArgs),
     /// Compile a cfg ahead of time into an image that `ksr run -f IMAGE` starts from.
     Compile(CompileArgs),
+    /// Send an RPC command to a running server (jsonrpcs datagram socket or FIFO).
+    Rpc(crate::rpc_client::RpcArgs),
 }
 
 #[derive(Args)]
@@ -149,6 +151,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Cmd::Api(a) => api(a),
         Cmd::Bench(a) => bench(a),
         Cmd::Compile(a) => compile_image(a),
+        Cmd::Rpc(a) => crate::rpc_client::rpc(a),
     }
 }
 
@@ -178,29 +181,36 @@ fn check(a: CheckArgs) -> anyhow::Result<ExitCode> {
         && !r.has_errors()
         && let Some(cfg) = &r.config
     {
-        match runtime::Setup::from_config(cfg) {
-            Err(errs) => diags.extend(
-                errs.into_iter()
-                    .map(|e| Diagnostic::error(e.span, e.message)),
-            ),
-            Ok(setup) => match compiler::lower::compile(cfg, &setup.table, &setup.pvs) {
-                Err(errs) => diags.extend(errs),
-                // A KEMI config: load the script as a worker would, so a syntax error or a
-                // missing entry point is reported now rather than at the first message.
-                Ok(program)
-                    if setup
-                        .cfg
-                        .cfgengine
-                        .as_deref()
-                        .is_some_and(|e| e != "native") =>
-                {
-                    engine_error = match engine_factory(&setup, program) {
-                        Err(e) => Some(e),
-                        Ok(f) => runtime::offline::Harness::new(setup, f.as_ref()).err(),
-                    };
-                }
-                Ok(_) => {}
-            },
+        // Go on with whatever did load, so every problem is reported in one run; the
+        // compiler's checks report modparam problems themselves (with the module catalog).
+        let (setup, setup_errors) = runtime::Setup::from_config_partial(cfg);
+        let setup_ok = setup_errors.is_empty();
+        diags.extend(
+            setup_errors
+                .into_iter()
+                .filter(|e| e.kind != runtime::SetupErrorKind::ModParam)
+                .map(|e| Diagnostic::error(e.span, e.message)),
+        );
+        let modules = runtime::catalog::SetupCatalog::new(&setup);
+        let catalog = compiler::Catalog::new(&setup.table, &setup.pvs)
+            .with_modules(&modules)
+            .with_sources(&r.sources);
+        let (program, compiled) = compiler::compile_with_warnings(cfg, &catalog);
+        diags.extend(compiled);
+        // A KEMI config: load the script as a worker would, so a syntax error or a
+        // missing entry point is reported now rather than at the first message.
+        if let Some(program) = program
+            && setup_ok
+            && setup
+                .cfg
+                .cfgengine
+                .as_deref()
+                .is_some_and(|e| e != "native")
+        {
+            engine_error = match engine_factory(&setup, program) {
+                Err(e) => Some(e),
+                Ok(f) => runtime::offline::Harness::new(setup, f.as_ref()).err(),
+            };
         }
     }
     diags.sort_by_key(|d| (d.span.file, d.span.lo));
@@ -244,7 +254,8 @@ fn load_with_config(
             return Ok(None);
         }
     };
-    match compiler::lower::compile(config, &setup.table, &setup.pvs) {
+    let catalog = compiler::Catalog::new(&setup.table, &setup.pvs).with_sources(&r.sources);
+    match compiler::compile(config, &catalog) {
         Ok(p) => Ok(Some((setup, p, config.clone()))),
         Err(d) => {
             report(&r, &d, false);

@@ -1,6 +1,7 @@
 //! `ksr`: run Kamailio routing logic (native cfg or KEMI scripts).
 
 mod cli;
+mod rpc_client;
 mod signals;
 
 use clap::Parser;

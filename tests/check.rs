@@ -150,11 +150,15 @@ fn emit_asm_lists_the_bytecode() {
     assert!(text.contains("route[LOCAL]:"), "{text}");
     // Constant arguments are converted at compile time: the 483 is an integer constant.
     assert!(
-        text.lines()
-            .any(|l| l.contains("loadi") && l.trim_end().ends_with(", 483")),
+        text.lines().any(|l| l.contains("loadi")
+            && l.split('#')
+                .next()
+                .is_some_and(|c| c.trim_end().ends_with(", 483"))),
         "{text}"
     );
     assert!(text.contains("sl.sl_send_reply"), "{text}");
+    // Instructions carry their cfg line.
+    assert!(text.contains("# line "), "{text}");
 }
 
 #[test]
@@ -193,4 +197,24 @@ fn check_loads_kemi_scripts() {
     let (ok, err) = run("function ksr_request_route(\n", "broken");
     assert!(!ok);
     assert!(err.contains("broken.lua"), "{err}");
+}
+
+#[test]
+fn missing_modules_are_named_with_the_fix() {
+    let (ok, err) = check(
+        "loadmodule \"sl.so\"\nloadmodule \"dispatcher.so\"\nmodparam(\"dispatcher\", \"list_file\", \"/x\")\nmodparam(\"sl\", \"no_such_param\", 1)\nrequest_route {\n  ds_select_dst(\"1\", \"4\");\n  xlog(\"L_INFO\", \"x\\n\");\n  sl_send_reply(\"200\", \"ok\");\n}\n",
+    );
+    assert!(!ok);
+    for want in [
+        "line 2, column 1-26: module 'dispatcher' is not available in ksr",
+        "line 3, column 1-41: modparam: module 'dispatcher' is not available in ksr",
+        "line 4, column 1-34: modparam: module 'sl' has no parameter 'no_such_param'",
+        "line 6, column 3-25: unknown function 'ds_select_dst' (exported by Kamailio module 'dispatcher', which ksr does not provide yet)",
+        "line 7, column 3-23: unknown function 'xlog' (exported by module 'xlog', which is not loaded: add loadmodule \"xlog.so\")",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Each problem once, the routing block still checked after the module errors.
+    assert_eq!(err.matches("ds_select_dst").count(), 1, "{err}");
+    assert!(!err.contains("sl_send_reply"), "{err}");
 }

@@ -72,6 +72,23 @@ impl<'a, C> Catalog<'a, C> {
     }
 }
 
+/// The message for a call to a function no loaded module exports, naming the module that
+/// does when the catalog knows it.
+pub(crate) fn unknown_function(name: &str, modules: Option<&dyn ModuleCatalog>) -> String {
+    let Some(mc) = modules else {
+        return format!("unknown function '{name}' (not exported by any loaded module)");
+    };
+    match mc.exporter_of(name) {
+        Some(m) if !mc.is_known(&m) => format!(
+            "unknown function '{name}' (exported by Kamailio module '{m}', which ksr does not provide yet)"
+        ),
+        Some(m) if !mc.is_loaded(&m) => format!(
+            "unknown function '{name}' (exported by module '{m}', which is not loaded: add loadmodule \"{m}.so\")"
+        ),
+        _ => format!("unknown function '{name}' (not exported by any loaded module)"),
+    }
+}
+
 /// Every diagnostic for `config`, in source order.
 pub fn check<C>(config: &ast::Config, cat: &Catalog<'_, C>) -> Vec<Diagnostic> {
     let mut d = rules(config, cat);
@@ -215,7 +232,10 @@ impl<C> Checker<'_, C> {
         let param = String::from_utf8_lossy(param).into_owned();
         for m in modules.split('|').map(str::trim).filter(|m| !m.is_empty()) {
             if !mc.is_known(m) {
-                self.err(span, format!("modparam: unknown module '{m}'"));
+                self.err(
+                    span,
+                    format!("modparam: module '{m}' is not available in ksr"),
+                );
                 continue;
             }
             if !mc.is_loaded(m) {
@@ -284,13 +304,7 @@ impl<C> Checker<'_, C> {
             .cloned();
         let Some(alias) = alias else {
             if self.table.native_arities(name).is_empty() {
-                let hint = cat.modules.and_then(|m| m.exporter_of(name));
-                let msg = match hint {
-                    Some(m) if cat.modules.is_some_and(|mc| !mc.is_loaded(&m)) => format!(
-                        "unknown function '{name}' (exported by module '{m}', which is not loaded: add loadmodule \"{m}.so\")"
-                    ),
-                    _ => format!("unknown function '{name}' (not exported by any loaded module)"),
-                };
+                let msg = unknown_function(name, cat.modules);
                 self.err(c.span, msg);
             }
             // A wrong parameter count is reported by the lowering.

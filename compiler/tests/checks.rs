@@ -63,7 +63,7 @@ fn modparams_and_module_hints_use_the_catalog() {
         (2, "takes an integer"),
         (3, "has no parameter 'nosuch'"),
         (4, "module 'dialog' is not loaded"),
-        (5, "unknown module 'bogus'"),
+        (5, "module 'bogus' is not available in ksr"),
         (6, "parameter 'contacts_avp' of module 'tm' takes a string"),
         (6, "module 'sl' has no parameter 'contacts_avp'"),
         (8, "exported by module 'dialog', which is not loaded"),

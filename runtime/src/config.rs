@@ -69,6 +69,8 @@ pub struct CoreConfig {
     pub dns_srv_lb: bool,
     pub mhomed: bool,
     pub cfgengine: Option<String>,
+    /// `run_dir`: where control files (RPC FIFO and sockets) go.
+    pub run_dir: Option<String>,
     pub mpath: Vec<String>,
     /// `kemi.request_route_callback = "..."` and friends.
     pub kemi_callbacks: BTreeMap<String, String>,
@@ -122,6 +124,7 @@ impl Default for CoreConfig {
             dns_srv_lb: false,
             mhomed: false,
             cfgengine: None,
+            run_dir: None,
             mpath: Vec::new(),
             kemi_callbacks: BTreeMap::new(),
             cfg_vars: BTreeMap::new(),
@@ -270,6 +273,7 @@ impl CoreConfig {
             "dns_try_ipv6" => self.dns_try_ipv6 = boolean()?,
             "dns_srv_lb" => self.dns_srv_lb = boolean()?,
             "mhomed" => self.mhomed = boolean()?,
+            "rundir" => self.run_dir = Some(string()?),
             "kemi" => {
                 if let ParamValue::Keyed { key, value } = value {
                     let v = literal_str(value)

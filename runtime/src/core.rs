@@ -31,6 +31,7 @@ pub struct Core {
     pub rpc: RpcRegistry,
     pub hooks: Hooks,
     pub timers: Vec<TimerDef>,
+    pub stats: crate::stats::Stats,
     pub started_at: std::time::SystemTime,
     pub workdir: PathBuf,
     pub shutdown: AtomicBool,
@@ -60,6 +61,18 @@ impl Core {
 pub struct SetupError {
     pub span: Span,
     pub message: String,
+    /// What the error is about.
+    pub kind: SetupErrorKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SetupErrorKind {
+    /// A global parameter.
+    Core,
+    /// A `loadmodule` naming a module ksr does not provide.
+    LoadModule,
+    /// A `modparam` (unknown module or parameter, wrong type).
+    ModParam,
 }
 
 /// The cfg read and the modules registered, before anything is bound or started. `ksr check`
@@ -72,6 +85,7 @@ pub struct Setup {
     pub rpc: RpcRegistry,
     pub hooks: Hooks,
     pub timers: Vec<TimerDef>,
+    pub stats: crate::stats::StatsRegistry,
     /// Notices to print at start-up (ignored parameters, modules without effect).
     pub notices: Vec<String>,
 }
@@ -80,6 +94,18 @@ impl Setup {
     /// Reads global parameters, resolves `loadmodule`s, registers every loaded module's
     /// exports and applies `modparam`s. Reports every problem found, not just the first.
     pub fn from_config(config: &ast::Config) -> Result<Setup, Vec<SetupError>> {
+        let (setup, errors) = Setup::from_config_partial(config);
+        if errors.is_empty() {
+            Ok(setup)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Like [`Setup::from_config`], but also returns the setup built from everything that
+    /// was valid, so `ksr check` can go on to check the routing blocks against the modules
+    /// that did load.
+    pub fn from_config_partial(config: &ast::Config) -> (Setup, Vec<SetupError>) {
         let mut errors = Vec::new();
         let cfg = match CoreConfig::from_ast(config) {
             Ok(c) => c,
@@ -87,6 +113,7 @@ impl Setup {
                 errors.extend(es.into_iter().map(|e| SetupError {
                     span: e.span,
                     message: e.message,
+                    kind: SetupErrorKind::Core,
                 }));
                 CoreConfig::default()
             }
@@ -99,6 +126,7 @@ impl Setup {
             rpc: RpcRegistry::default(),
             hooks: Hooks::default(),
             timers: Vec::new(),
+            stats: crate::stats::StatsRegistry::with_core(),
             notices: Vec::new(),
         };
         setup.register(&modules::core::MODULE);
@@ -119,6 +147,7 @@ impl Setup {
                             "module '{}' is not available in ksr (loadmodule \"{arg}\")",
                             modules::module_name(&arg)
                         ),
+                        kind: SetupErrorKind::LoadModule,
                     }),
                 }
             }
@@ -137,6 +166,7 @@ impl Setup {
                         errors.push(SetupError {
                             span: item.span,
                             message,
+                            kind: SetupErrorKind::ModParam,
                         });
                     }
                 }
@@ -148,11 +178,7 @@ impl Setup {
                 setup.cfg.ignored.join(", ")
             ));
         }
-        if errors.is_empty() {
-            Ok(setup)
-        } else {
-            Err(errors)
-        }
+        (setup, errors)
     }
 
     fn register(&mut self, def: &'static ModuleDef) {
@@ -163,6 +189,7 @@ impl Setup {
             rpc: &mut self.rpc,
             hooks: &mut self.hooks,
             timers: &mut self.timers,
+            stats: &mut self.stats,
         };
         (def.register)(&mut r);
         if def.name != modules::core::MODULE.name {
@@ -237,10 +264,13 @@ impl Setup {
                     states: &mut states,
                     workdir: &workdir,
                     loaded: &loaded,
+                    stats: &self.stats,
+                    pvs: &self.pvs,
                 };
                 init(&mut ictx).map_err(|e| format!("module {}: {e}", def.name))?;
             }
         }
+        crate::dns::SRV_LB.store(self.cfg.dns_srv_lb, std::sync::atomic::Ordering::Relaxed);
         let myself = Myself::new(&listeners, &self.cfg);
         let core = Core {
             myself: RwLock::new(myself),
@@ -253,6 +283,7 @@ impl Setup {
             rpc: self.rpc,
             hooks: self.hooks,
             timers: self.timers,
+            stats: self.stats.into_stats(),
             started_at: std::time::SystemTime::now(),
             workdir,
             shutdown: AtomicBool::new(false),

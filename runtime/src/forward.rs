@@ -5,6 +5,7 @@ use crate::ctx::Ctx;
 use crate::log::{L_DBG, L_ERR, L_WARN};
 use crate::sip::msg::ORDER_VIA;
 use crate::sip::{Edit, Scheme, SipMsg, Uri};
+use crate::stats::CoreStat;
 use crate::transport::{Destination, Listener, Proto};
 use bytes::Bytes;
 use std::hash::{Hash, Hasher};
@@ -62,8 +63,9 @@ pub fn next_hop_of(uri: &Uri) -> Result<NextHop, ForwardError> {
     })
 }
 
-/// Resolves a next hop to an address: IP literals directly, names through the system
-/// resolver (A/AAAA). SRV lookups are not done yet: a name without port uses 5060/5061.
+/// Resolves a next hop to an address: IP literals directly; a name without a port through
+/// DNS SRV (`_sip._udp.NAME` ..., see [`crate::dns`]) and then its targets' addresses; other
+/// names through the system resolver (A/AAAA) on the given or default port (5060/5061).
 pub fn resolve(hop: &NextHop, try_ipv6: bool) -> Result<SocketAddr, ForwardError> {
     let default_port = if hop.secure || hop.proto == Proto::Tls {
         5061
@@ -74,9 +76,34 @@ pub fn resolve(hop: &NextHop, try_ipv6: bool) -> Result<SocketAddr, ForwardError
     if let Ok(ip) = hop.host.parse::<IpAddr>() {
         return Ok(SocketAddr::new(ip, port));
     }
-    let addrs = (hop.host.as_str(), port)
+    if hop.port.is_none_or(|p| p == 0) {
+        let prefix = match (hop.secure || hop.proto == Proto::Tls, hop.proto) {
+            (true, _) => "_sips._tcp",
+            (false, Proto::Tcp | Proto::Ws | Proto::Wss) => "_sip._tcp",
+            (false, Proto::Sctp) => "_sip._sctp",
+            _ => "_sip._udp",
+        };
+        let recs = crate::dns::srv(&format!("{prefix}.{}", hop.host));
+        if !recs.is_empty() {
+            let lb = crate::dns::SRV_LB.load(std::sync::atomic::Ordering::Relaxed);
+            for r in crate::dns::order(recs, lb, crate::dns::rand_below) {
+                if let Ok(a) = lookup(&r.target, r.port, try_ipv6) {
+                    return Ok(a);
+                }
+            }
+            return Err(ForwardError::Resolve(hop.host.clone()));
+        }
+    }
+    lookup(&hop.host, port, try_ipv6)
+}
+
+/// A/AAAA through the system resolver: the first IPv4 address, else (with `try_ipv6`)
+/// the first IPv6 one.
+fn lookup(host: &str, port: u16, try_ipv6: bool) -> Result<SocketAddr, ForwardError> {
+    let host = host.trim_end_matches('.');
+    let addrs = (host, port)
         .to_socket_addrs()
-        .map_err(|_| ForwardError::Resolve(hop.host.clone()))?;
+        .map_err(|_| ForwardError::Resolve(host.to_string()))?;
     let mut fallback = None;
     for a in addrs {
         if a.is_ipv4() {
@@ -86,7 +113,7 @@ pub fn resolve(hop: &NextHop, try_ipv6: bool) -> Result<SocketAddr, ForwardError
             fallback = Some(a);
         }
     }
-    fallback.ok_or_else(|| ForwardError::Resolve(hop.host.clone()))
+    fallback.ok_or_else(|| ForwardError::Resolve(host.to_string()))
 }
 
 /// A branch id for a stateless forward: the same request (and its retransmissions) always
@@ -180,7 +207,9 @@ pub fn forward_request(ctx: &mut Ctx, hop: &NextHop) -> Result<(), ForwardError>
         crate::klog!(L_DBG, "core", "forward: dropped in onsend_route");
         return Ok(());
     }
-    send(ctx, &dst, &data)
+    send(ctx, &dst, &data)?;
+    ctx.core.stats.core(CoreStat::FwdRequests);
+    Ok(())
 }
 
 /// Runs `onsend_route` (when the config has one) for a request about to be sent; false
@@ -338,8 +367,9 @@ pub fn reply_stateless(ctx: &mut Ctx) {
     let mut dst = Destination::new(proto, addr);
     dst.no_connect = ctx.send_flags.reply_no_connect;
     dst.close_after = ctx.send_flags.reply_close;
-    if let Err(e) = send(ctx, &dst, &data) {
-        crate::klog!(L_ERR, "core", "forward_reply: {e}");
+    match send(ctx, &dst, &data) {
+        Ok(()) => ctx.core.stats.core(CoreStat::FwdReplies),
+        Err(e) => crate::klog!(L_ERR, "core", "forward_reply: {e}"),
     }
 }
 

@@ -5,6 +5,7 @@ use crate::ctx::{Ctx, RecvInfo};
 use crate::engine::RouteTarget;
 use crate::log::{self, L_ERR};
 use crate::sip::SipMsg;
+use crate::stats::CoreStat;
 use crate::transport::Received;
 use vm::RouteKind;
 
@@ -14,6 +15,7 @@ pub fn process(ctx: &mut Ctx, rcv: Received) {
     let msg = match SipMsg::parse(rcv.data) {
         Ok(m) => m,
         Err(e) => {
+            ctx.core.stats.core(CoreStat::BadMsgHdr);
             crate::klog!(
                 L_ERR,
                 "core",
@@ -38,8 +40,19 @@ pub fn process(ctx: &mut Ctx, rcv: Received) {
     }
     ctx.begin(msg, info);
     if ctx.msg.is_request() {
+        ctx.core.stats.request_received(ctx.msg.method());
         request(ctx);
+        if ctx.drop {
+            ctx.core.stats.core(CoreStat::DropRequests);
+        }
     } else {
+        let code = ctx.msg.status().unwrap_or(0);
+        let method = ctx
+            .msg
+            .cseq()
+            .map(|c| crate::sip::Method::parse(&c.method))
+            .unwrap_or(crate::sip::Method::Other);
+        ctx.core.stats.reply_received(code, method);
         reply(ctx);
     }
 }
@@ -69,6 +82,7 @@ fn reply(ctx: &mut Ctx) {
         let out = ctx.run_route(RouteTarget::Reply);
         latency_log(ctx, "reply-route");
         if out.drop || ctx.drop {
+            ctx.core.stats.core(CoreStat::DropReplies);
             return;
         }
     }

@@ -208,6 +208,10 @@ impl Server {
         for l in &core.listeners {
             crate::klog!(L_INFO, "core", "listening on {}", l.sock_str());
         }
+        let mut server = server;
+        for start in &core.hooks.services {
+            server.threads.extend(start(core));
+        }
         Ok(server)
     }
 

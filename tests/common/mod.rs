@@ -55,6 +55,12 @@ impl Drop for Server {
 
 /// Starts `ksr run` on `cfg` with `-A PORT=<port>` and extra defines.
 pub fn start_ksr(cfg: &Path, defines: &[&str]) -> Server {
+    start_ksr_env(cfg, defines, &[])
+}
+
+/// [`start_ksr`] with extra environment variables.
+#[allow(dead_code)]
+pub fn start_ksr_env(cfg: &Path, defines: &[&str], env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let dir = tempdir("ksr");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_ksr"));
@@ -65,6 +71,9 @@ pub fn start_ksr(cfg: &Path, defines: &[&str]) -> Server {
         .arg(format!("PORT={port}"));
     for d in defines {
         cmd.arg("-A").arg(d);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
     }
     let log = std::fs::File::create(dir.join("ksr.log")).expect("log file");
     cmd.current_dir(&dir)

@@ -335,6 +335,7 @@ pub fn lower<C>(config: &ast::Config, cat: &Catalog<'_, C>) -> (ir::Module, Vec<
         import_ids: HashMap::new(),
         re_ids: HashMap::new(),
         sources: cat.sources,
+        modules: cat.modules,
     };
     for (span, title, first) in &graph.duplicates {
         lw.diags.push(
@@ -362,6 +363,7 @@ struct Lowerer<'a, 'g, C> {
     import_ids: HashMap<(u32, String, u8), u32>,
     re_ids: HashMap<(Vec<u8>, bool), u32>,
     sources: Option<&'a crate::source::SourceMap>,
+    modules: Option<&'a dyn crate::check::ModuleCatalog>,
 }
 
 /// Per-function lowering state.
@@ -1845,7 +1847,7 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
         else {
             let arities = self.table.native_arities(name);
             let msg = if arities.is_empty() {
-                format!("unknown function '{name}' (not exported by any loaded module)")
+                crate::check::unknown_function(name, self.modules)
             } else {
                 format!(
                     "function '{name}' takes {} parameter(s), not {argc}",

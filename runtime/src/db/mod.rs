@@ -398,6 +398,23 @@ fn insert_with(
     Ok(())
 }
 
+/// A timestamp column's value as Kamailio's db_sqlite stores it: a Julian day number (a
+/// REAL), so rows written by ksr and by Kamailio read back the same in either.
+pub fn time_value(unix: i64) -> DbVal {
+    DbVal::Double(((unix as f64) - 0.5) / 86400.0 + 2440587.5)
+}
+
+/// Reads a timestamp column: a Julian day (Kamailio's db_sqlite), a Unix time, or the
+/// `YYYY-MM-DD HH:MM:SS` text of the schema defaults.
+pub fn time_from(v: &DbVal) -> Option<i64> {
+    match v {
+        DbVal::Double(d) => Some((86400.0 * (d - 2440587.5) + 0.5).round() as i64),
+        DbVal::Int(i) => Some(*i),
+        DbVal::Str(s) => parse_time(s),
+        DbVal::Null => None,
+    }
+}
+
 /// Kamailio's text form of a timestamp column: local time `YYYY-MM-DD HH:MM:SS`.
 pub fn format_time(unix: i64) -> String {
     let t = unix as libc::time_t;
@@ -440,6 +457,17 @@ pub fn parse_time(s: &str) -> Option<i64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_round_trip_as_kamailio_stores_them() {
+        // A value Kamailio 5.6's db_sqlite wrote for 2026-11-22 22:14:40 UTC.
+        let k = DbVal::Double(2461367.42684606);
+        let t = time_from(&k).unwrap();
+        assert!((t - 1795385680).abs() <= 1, "{t}");
+        assert_eq!(time_from(&time_value(t)), Some(t));
+        assert_eq!(time_from(&DbVal::Int(5)), Some(5));
+        assert_eq!(time_from(&DbVal::Null), None);
+    }
 
     #[test]
     fn urls_resolve_like_kamailio() {

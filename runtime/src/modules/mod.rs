@@ -123,6 +123,10 @@ pub struct InitCtx<'a> {
     pub workdir: &'a std::path::Path,
     /// Names of every loaded module.
     pub loaded: &'a [&'static str],
+    /// Counter ids by name (counters are declared while registering).
+    pub stats: &'a crate::stats::StatsRegistry,
+    /// Pseudo-variable classes, to check the ones module parameters name.
+    pub pvs: &'a PvRegistry<Ctx>,
 }
 
 pub type InitFn = fn(&mut InitCtx<'_>) -> Result<(), String>;
@@ -146,6 +150,9 @@ pub struct ModuleStates {
     pub sanity: sanity::SanityState,
     pub cfgutils: cfgutils::CfgutilsState,
     pub htable: htable::HtableState,
+    pub sl: sl::SlState,
+    pub acc: acc::AccState,
+    pub jsonrpcs: jsonrpcs::JsonrpcsState,
     pub pike: pike::PikeState,
     pub nathelper: nathelper::NathelperState,
     pub rtpproxy: rtpproxy::RtpproxyState,
@@ -164,7 +171,14 @@ pub struct Hooks {
     pub reply_received: Vec<fn(&mut Ctx) -> bool>,
     /// Called once in each worker after its context is created.
     pub worker_init: Vec<fn(&mut Ctx)>,
+    /// Background services (RPC transports ...), started once the workers are up. Each
+    /// spawns its own threads and returns them; they end soon after `core.shutdown` is set
+    /// (the server joins them when it stops).
+    pub services: Vec<ServiceFn>,
 }
+
+/// Starts a background service; returns its threads.
+pub type ServiceFn = fn(&'static crate::Core) -> Vec<std::thread::JoinHandle<()>>;
 
 /// A periodic job run by the timer thread with its own context.
 #[derive(Clone, Copy)]
@@ -183,6 +197,8 @@ pub struct Registrar<'a> {
     pub rpc: &'a mut RpcRegistry,
     pub hooks: &'a mut Hooks,
     pub timers: &'a mut Vec<TimerDef>,
+    /// Statistics counters (`stats.get_statistics`).
+    pub stats: &'a mut crate::stats::StatsRegistry,
 }
 
 /// A just-registered export, to attach native names and hints to.
@@ -264,12 +280,15 @@ impl Registrar<'_> {
 }
 
 /// Every module ksr ships, in registration order.
+pub mod acc;
+pub mod accepted;
 pub mod app_lua;
 pub mod cfgutils;
 pub mod core;
 pub mod corex;
 pub mod db_sqlite;
 pub mod htable;
+pub mod jsonrpcs;
 pub mod kemix;
 pub mod kex;
 pub mod maxfwd;
@@ -300,7 +319,13 @@ pub static MODULES: &[&ModuleDef] = &[
     &htable::MODULE,
     &pike::MODULE,
     &kemix::MODULE,
+    &jsonrpcs::MODULE,
     &db_sqlite::MODULE,
+    &acc::MODULE,
+    &accepted::CTL,
+    &accepted::CFG_RPC,
+    &accepted::DEBUGGER,
+    &accepted::COUNTERS,
     &nathelper::MODULE,
     &rtpproxy::MODULE,
     &permissions::MODULE,

@@ -17,6 +17,7 @@ pub static MODULE: ModuleDef = ModuleDef {
 };
 
 fn register(r: &mut Registrar<'_>) {
+    crate::rpc::commands::register(r.rpc);
     actions::register(r);
     hdr::register(r);
     pvapi::register(r);

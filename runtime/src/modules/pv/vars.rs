@@ -513,7 +513,12 @@ pub fn strftime(fmt: &str, secs: i64, utc: bool) -> Option<String> {
 
 /// ctime(3) without the trailing newline, like `$Tf`.
 fn ctime_text(secs: i64) -> Value {
-    strftime("%a %b %e %H:%M:%S %Y", secs, false).map_or(Value::Null, Value::from)
+    ctime(secs).map_or(Value::Null, Value::from)
+}
+
+/// ctime(3) text of a Unix time (local time), without the newline.
+pub fn ctime(secs: i64) -> Option<String> {
+    strftime("%a %b %e %H:%M:%S %Y", secs, false)
 }
 
 pub fn time_now(ctx: &mut Ctx, _: &PvSpec) -> Value {

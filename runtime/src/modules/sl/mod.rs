@@ -2,11 +2,12 @@
 //! `sl_reply_error`) with a To tag that is the same for retransmissions of a request.
 
 use super::core::actions::{arg_bytes, arg_int};
-use super::{ModuleDef, ParamDef, Registrar};
+use super::{InitCtx, ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
 use crate::log::L_ERR;
 use crate::sip::Method;
 use crate::sip::reply::{ReplySpec, build_reply};
+use crate::stats::StatId;
 use crate::transport::{Destination, Proto};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
@@ -17,11 +18,98 @@ pub static MODULE: ModuleDef = ModuleDef {
     name: "sl",
     params: &[ParamDef::int("bind_tm"), ParamDef::int("rich_redirect")],
     register,
-    init: None,
+    init: Some(init),
     notice: None,
 };
 
+/// sl's counters (`sl:200_replies` ...), by position in [`STAT_NAMES`].
+#[derive(Default)]
+pub struct SlState {
+    stats: Option<StatId>,
+}
+
+/// Kamailio's sl counters: per code, per class, and the totals.
+const STAT_NAMES: [&str; 23] = [
+    "1xx_replies",
+    "200_replies",
+    "202_replies",
+    "2xx_replies",
+    "300_replies",
+    "301_replies",
+    "302_replies",
+    "3xx_replies",
+    "400_replies",
+    "401_replies",
+    "403_replies",
+    "404_replies",
+    "407_replies",
+    "408_replies",
+    "483_replies",
+    "4xx_replies",
+    "500_replies",
+    "5xx_replies",
+    "6xx_replies",
+    "xxx_replies",
+    "sent_replies",
+    "sent_err_replies",
+    "failures",
+];
+
+fn init(i: &mut InitCtx<'_>) -> Result<(), String> {
+    i.states.sl.stats = i.stats.find("sl", STAT_NAMES[0]);
+    Ok(())
+}
+
+/// Position in [`STAT_NAMES`] of the counter a reply with `code` goes to: the code's own
+/// counter where Kamailio keeps one, else its class.
+fn stat_index(code: u16) -> u32 {
+    match code {
+        200 => 1,
+        202 => 2,
+        300 => 4,
+        301 => 5,
+        302 => 6,
+        400 => 8,
+        401 => 9,
+        403 => 10,
+        404 => 11,
+        407 => 12,
+        408 => 13,
+        483 => 14,
+        500 => 16,
+        100..=199 => 0,
+        201..=299 => 3,
+        303..=399 => 7,
+        402..=499 => 15,
+        501..=599 => 17,
+        600..=699 => 18,
+        _ => 19,
+    }
+}
+const SENT_REPLIES: u32 = 20;
+const SENT_ERR_REPLIES: u32 = 21;
+const FAILURES: u32 = 22;
+
+fn count(c: &Ctx, code: u16, err: bool, ok: bool) {
+    let Some(base) = c.core.m.sl.stats else {
+        return;
+    };
+    let inc = |i: u32| c.core.stats.inc(StatId(base.0 + i));
+    if !ok {
+        inc(FAILURES);
+        return;
+    }
+    inc(stat_index(code));
+    inc(SENT_REPLIES);
+    if err {
+        inc(SENT_ERR_REPLIES);
+    }
+}
+
 fn register(r: &mut Registrar<'_>) {
+    for n in STAT_NAMES {
+        r.stats.add("sl", n);
+    }
     r.kemi(
         "sl",
         "sl_send_reply",
@@ -33,7 +121,7 @@ fn register(r: &mut Registrar<'_>) {
     r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_send_reply)
         .native("send_reply", RouteMask(1 | 2 | 4 | 128));
     r.kemi("sl", "sl_reply_error", &[], RetType::Int, |c, _| {
-        Value::Int(send(c, 500, b"Server Internal Error") as i64)
+        Value::Int(send_counted(c, 500, b"Server Internal Error", true) as i64)
     })
     .native("sl_reply_error", RouteMask::REQUEST);
 }
@@ -96,6 +184,10 @@ pub fn reply_destination(c: &Ctx) -> Destination {
 
 /// Builds and sends a stateless reply; returns Kamailio's return code.
 pub fn send(c: &mut Ctx, code: u16, reason: &[u8]) -> i32 {
+    send_counted(c, code, reason, false)
+}
+
+fn send_counted(c: &mut Ctx, code: u16, reason: &[u8], err: bool) -> i32 {
     if !c.msg.is_request() {
         crate::klog!(L_ERR, "sl", "sl_send_reply: not a request");
         return -1;
@@ -121,8 +213,12 @@ pub fn send(c: &mut Ctx, code: u16, reason: &[u8]) -> i32 {
     let data = build_reply(&c.msg, &spec);
     let dst = reply_destination(c);
     match c.core.sender.send(&dst, &data) {
-        Ok(_) => 1,
+        Ok(_) => {
+            count(c, code, err, true);
+            1
+        }
         Err(e) => {
+            count(c, code, err, false);
             crate::klog!(L_ERR, "sl", "failed to send reply: {e}");
             -1
         }
