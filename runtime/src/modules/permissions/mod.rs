@@ -4,8 +4,8 @@
 //! `permissions.addressReload` / `addressDump` / `subnetDump` / `trustedReload` /
 //! `trustedDump` RPCs, and the allow/deny files of `allow_routing` / `allow_register`
 //! (`rules.rs`; relative file names are taken from the working directory, Kamailio takes
-//! them from the cfg file's). `allow_uri`, `allow_register_include_port` and the address
-//! file are not implemented (not registered).
+//! them from the cfg file's) and `allow_uri`. The address file (`address_file`) is not
+//! implemented.
 
 pub mod rules;
 pub mod trusted;
@@ -436,6 +436,12 @@ fn register(r: &mut Registrar<'_>) {
         Value::Int(check_routing(c, &set))
     });
     let req_fail = RouteMask(1 | 2);
+    r.native("allow_uri", &[S, S], req_fail, |c, a| {
+        let set = files_of(c, &a[..a.len().min(1)]);
+        let pv = arg_bytes(a, 1);
+        Value::Int(check_uri(c, &set, &pv))
+    })
+    .hints(&[vm::ksr::ParamHint::Plain, vm::ksr::ParamHint::PvName]);
     r.native("allow_register", &[S], req_fail, |c, a| {
         let set = files_of(c, a);
         Value::Int(check_register(c, &set))
@@ -601,6 +607,56 @@ fn check_routing(c: &mut Ctx, set: &RuleSet) -> i64 {
         if rules::search(&set.deny, &from, &bu) {
             return -1;
         }
+    }
+    1
+}
+
+/// `allow_uri(basename, pv)`: the From URI against the URI held in the pseudo-variable.
+fn check_uri(c: &mut Ctx, set: &RuleSet, pv: &Bytes) -> i64 {
+    if set.allow.is_empty() && set.deny.is_empty() {
+        return 1;
+    }
+    let Ok(from) = c.msg.from() else {
+        crate::klog!(L_ERR, "permissions", "failed to parse From body");
+        return -1;
+    };
+    let from = String::from_utf8_lossy(&from.uri_raw).into_owned();
+    if from.len() > 256 {
+        crate::klog!(
+            L_ERR,
+            "permissions",
+            "From header field is too long: {} chars",
+            from.len()
+        );
+        return -1;
+    }
+    let Some(spec) = super::core::pvapi::spec(c, pv) else {
+        crate::klog!(L_ERR, "permissions", "cannot get pseudo variable value");
+        return -1;
+    };
+    let uri = match vm::pv::get(c, &spec) {
+        Value::Str(s) if s.len() <= 256 => String::from_utf8_lossy(&s).into_owned(),
+        Value::Str(s) => {
+            crate::klog!(
+                L_ERR,
+                "permissions",
+                "pseudo variable value is too long: {} chars",
+                s.len()
+            );
+            return -1;
+        }
+        Value::Null => {
+            crate::klog!(L_ERR, "permissions", "cannot get pseudo variable value");
+            return -1;
+        }
+        // Integer pseudo-variables have a string form too.
+        Value::Int(i) => i.to_string(),
+    };
+    if rules::search(&set.allow, &from, &uri) {
+        return 1;
+    }
+    if rules::search(&set.deny, &from, &uri) {
+        return -1;
     }
     1
 }
