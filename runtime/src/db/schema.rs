@@ -148,6 +148,20 @@ pub static TABLES: &[Table] = &[
         indexes: &[],
     },
     Table {
+        name: "trusted",
+        version: 6,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "src_ip" => "VARCHAR(50) NOT NULL",
+            "proto" => "VARCHAR(4) NOT NULL",
+            "from_pattern" => "VARCHAR(64) DEFAULT NULL",
+            "ruri_pattern" => "VARCHAR(64) DEFAULT NULL",
+            "tag" => "VARCHAR(64)",
+            "priority" => "INTEGER DEFAULT 0 NOT NULL",
+        ],
+        indexes: &["CREATE INDEX IF NOT EXISTS trusted_peer_idx ON trusted (src_ip)"],
+    },
+    Table {
         name: "htable",
         version: 2,
         columns: cols![

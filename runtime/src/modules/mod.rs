@@ -163,6 +163,9 @@ pub struct ModuleStates {
     pub registrar: registrar::RegistrarState,
     pub auth: auth::AuthState,
     pub auth_db: auth_db::AuthDbState,
+    pub nathelper: nathelper::NathelperState,
+    pub rtpproxy: rtpproxy::RtpproxyState,
+    pub permissions: permissions::PermissionsState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -322,14 +325,18 @@ pub mod jsonrpcs;
 pub mod kemix;
 pub mod kex;
 pub mod maxfwd;
+pub mod nathelper;
+pub mod permissions;
 pub mod pike;
 pub mod pv;
 pub mod registrar;
 pub mod rr;
+pub mod rtpproxy;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
 pub mod textops;
+pub mod textopsx;
 pub mod tm;
 pub mod tmx;
 pub mod usrloc;
@@ -366,6 +373,10 @@ pub static MODULES: &[&ModuleDef] = &[
     &registrar::MODULE,
     &auth::MODULE,
     &auth_db::MODULE,
+    &nathelper::MODULE,
+    &rtpproxy::MODULE,
+    &permissions::MODULE,
+    &textopsx::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

@@ -180,6 +180,8 @@ pub struct SipMsg {
     edits: Vec<Edit>,
     edit_seq: u32,
     new_body: Option<Bytes>,
+    /// The reply's status line was changed (`change_reply_status`): serialize from `first`.
+    status_changed: bool,
 }
 
 impl std::fmt::Debug for SipMsg {
@@ -308,6 +310,7 @@ impl SipMsg {
             edits: Vec::new(),
             edit_seq: 0,
             new_body: None,
+            status_changed: false,
         })
     }
 
@@ -338,6 +341,7 @@ impl SipMsg {
                 edits: Vec::new(),
                 edit_seq: 0,
                 new_body: None,
+                status_changed: false,
             },
         }
     }
@@ -833,9 +837,26 @@ impl SipMsg {
         self.new_body = Some(body);
     }
 
+    /// Changes a reply's status code and reason (textopsx `change_reply_status`); false for
+    /// requests.
+    pub fn set_reply_status(&mut self, new_code: u16, new_reason: Bytes) -> bool {
+        match &mut self.first {
+            FirstLine::Reply { code, reason, .. } => {
+                *code = new_code;
+                *reason = new_reason;
+                self.status_changed = true;
+                true
+            }
+            FirstLine::Request { .. } => false,
+        }
+    }
+
     /// True when edits or a new body/R-URI are pending.
     pub fn is_modified(&self) -> bool {
-        !self.edits.is_empty() || self.new_body.is_some() || self.new_uri.is_some()
+        !self.edits.is_empty()
+            || self.new_body.is_some()
+            || self.new_uri.is_some()
+            || self.status_changed
     }
 
     /// Forgets the recorded edits `f` selects (rr's `remove_record_route`).
@@ -893,6 +914,21 @@ impl SipMsg {
                 out.extend_from_slice(u);
                 out.push(b' ');
                 out.extend_from_slice(version);
+                out.extend_from_slice(b"\r\n");
+            }
+            (
+                FirstLine::Reply {
+                    version,
+                    code,
+                    reason,
+                },
+                _,
+            ) if self.status_changed => {
+                out.extend_from_slice(version);
+                out.push(b' ');
+                out.extend_from_slice(code.to_string().as_bytes());
+                out.push(b' ');
+                out.extend_from_slice(reason);
                 out.extend_from_slice(b"\r\n");
             }
             _ => out.extend_from_slice(self.buf.get(..self.first_end).unwrap_or(&[])),
