@@ -310,17 +310,38 @@ impl<C> Checker<'_, C> {
             // A wrong parameter count is reported by the lowering.
             return;
         };
-        for k in KINDS {
-            if kinds.allows(k) && !alias.routes.allows(k) {
-                let msg = match sub {
-                    Some(t) => format!(
-                        "function '{name}' cannot be used in {} ({t} is called from there)",
-                        kind_title(k)
-                    ),
-                    None => format!("function '{name}' cannot be used in {}", kind_title(k)),
-                };
+        match sub {
+            // Kamailio checks a `route[X]` body as request_route, whoever calls it; a
+            // function refused in request_route is an error there, as in Kamailio.
+            Some(_) if !alias.routes.allows(RouteKind::Request) => {
+                let msg = format!(
+                    "function '{name}' cannot be used in {} (route blocks are checked as request_route)",
+                    kind_title(RouteKind::Request)
+                );
                 self.err(c.span, msg);
-                break;
+            }
+            // Calls from other route types are accepted by Kamailio (configs often guard
+            // them with `is_request()` or `t_is_branch_route()`): a warning only.
+            Some(t) => {
+                if let Some(k) = KINDS
+                    .into_iter()
+                    .find(|&k| kinds.allows(k) && !alias.routes.allows(k))
+                {
+                    let msg = format!(
+                        "function '{name}' is not meant for {} ({t} is called from there)",
+                        kind_title(k)
+                    );
+                    self.diags.push(Diagnostic::warning(c.span, msg));
+                }
+            }
+            None => {
+                if let Some(k) = KINDS
+                    .into_iter()
+                    .find(|&k| kinds.allows(k) && !alias.routes.allows(k))
+                {
+                    let msg = format!("function '{name}' cannot be used in {}", kind_title(k));
+                    self.err(c.span, msg);
+                }
             }
         }
         let Some(export) = self.table.get(alias.export) else {

@@ -60,12 +60,12 @@ pub fn one_line(sources: &SourceMap, d: &Diagnostic) -> String {
     } else {
         format!("column {col}")
     };
-    let level = match d.severity {
-        Severity::Error => "CRITICAL",
-        Severity::Warning => "WARNING",
+    let (level, what) = match d.severity {
+        Severity::Error => ("CRITICAL", "parse error"),
+        Severity::Warning => ("WARNING", "warning"),
     };
     format!(
-        " 0({}) {level}: <core> [ksr]: parse error in config file {}, line {line}, {cols}: {}",
+        " 0({}) {level}: <core> [ksr]: {what} in config file {}, line {line}, {cols}: {}",
         std::process::id(),
         sources.path(d.span.file),
         d.message

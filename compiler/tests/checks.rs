@@ -78,17 +78,19 @@ fn modparams_and_module_hints_use_the_catalog() {
 #[test]
 fn route_names_and_route_types() {
     assert_has(
-        "request_route {\n t_on_failure(\"MISSING\");\n t_on_failure(\"F\");\n route(NOPE);\n route(SUB);\n}\nfailure_route[F] { }\nroute[SUB] { sl_send_reply(\"200\", \"ok\"); }\nreply_route {\n sl_send_reply(\"200\", \"x\");\n route(SUB);\n}\nfailure_route[F2] { reply_only(\"200\", \"x\"); }\n",
+        "request_route {\n t_on_failure(\"MISSING\");\n t_on_failure(\"F\");\n route(NOPE);\n route(SUB);\n}\nfailure_route[F] { }\nroute[SUB] { sl_send_reply(\"200\", \"ok\"); }\nreply_route {\n sl_send_reply(\"200\", \"x\");\n route(SUB);\n}\nfailure_route[F2] { reply_only(\"200\", \"x\"); }\nroute[SUB2] { reply_only(\"200\", \"x\"); }\n",
         &[
             (2, "failure_route[MISSING] is not defined"),
             (4, "route[NOPE] is not defined"),
             // The sub-route runs from reply_route too: its reply is checked there.
             (
                 8,
-                "function 'sl_send_reply' cannot be used in reply_route (route[SUB] is called from there)",
+                "function 'sl_send_reply' is not meant for reply_route (route[SUB] is called from there)",
             ),
             (10, "function 'sl_send_reply' cannot be used in reply_route"),
             (13, "function 'reply_only' cannot be used in failure_route"),
+            // Kamailio checks every route[X] body as request_route.
+            (14, "(route blocks are checked as request_route)"),
         ],
     );
     let d = diagnostics("request_route { t_on_failure(\"F\"); }\nfailure_route[F] { }\n");
