@@ -6,7 +6,8 @@
 # server CPU µs per call there, then the ratios.
 #
 #   benches/register_bench.sh [SECONDS_PER_STEP] [FIRST_RATE] [ROUTING]
-#     ROUTING: native (default) or lua
+#     ROUTING: native (default), lua, python, jsdt, native-nat (the last three with WITH_NAT
+#     and WITH_IPAUTH on)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 STEP_SECS=${1:-4}
@@ -37,11 +38,21 @@ prepare() { # DIR: the example rewritten like tests/basic_kemi.rs, its database,
   done >> "$dir/schema.sql"
   sqlite3 "$dir/k.sqlite" < "$dir/schema.sql"
   local extra="#!define DBURL \"sqlite:///$dir/k.sqlite\"\nlisten=udp:127.0.0.1:$PORT\nrun_dir=\"$dir\"\n"
-  [ "$ROUTING" = lua ] && extra="#!define WITH_CFGLUA\n$extra"
-  sed -e '/^#!define WITH_NAT$/d' -e '/^#!define WITH_IPAUTH$/d' \
+  # ROUTING: native, lua (WITH_NAT and WITH_IPAUTH off: no RTP proxy here), or native-nat,
+  # python, jsdt (both on: the Python and JS scripts call nathelper, rtpproxy and
+  # permissions unconditionally; no RTP proxy answers, the address table is empty).
+  local drop=(-e '/^#!define WITH_NAT$/d' -e '/^#!define WITH_IPAUTH$/d')
+  case "${ROUTING:-native}" in
+    lua) extra="#!define WITH_CFGLUA\n$extra" ;;
+    python) extra="#!define WITH_CFGPYTHON3\n$extra"; drop=() ;;
+    jsdt) extra="#!define WITH_CFGJSDT\n$extra"; drop=() ;;
+    native-nat) drop=() ;;
+  esac
+  sed "${drop[@]}" \
       -e 's/db_mysql.so/db_sqlite.so/' -e "s|/usr/local/etc/kamailio/|$dir/|g" \
       -e "s|^#!KAMAILIO\$|#!KAMAILIO\n$extra|" "$EX/kamailio-basic-kemi.cfg" > "$dir/kamailio.cfg"
-  cp "$EX/kamailio-basic-kemi-native.cfg" "$EX/kamailio-basic-kemi-lua.lua" "$dir/"
+  cp "$EX/kamailio-basic-kemi-native.cfg" "$EX/kamailio-basic-kemi-lua.lua" \
+     "$EX/kamailio-basic-kemi-python.py" "$EX/kamailio-basic-kemi-jsdt.js" "$dir/"
 }
 
 cpu_of() {

@@ -3,12 +3,15 @@
 //! digest authentication and places calls through the proxy — answered with Record-Route,
 //! cancelled, busy (486 through failure_route), unknown user (404), unanswered (408), with a
 //! retransmitted INVITE that must be absorbed. The same files and flows run against Kamailio
-//! 5.6, which validates the test itself.
+//! 5.6, which validates the test itself. Every routing language — native, Lua, Python,
+//! JavaScript — must give the same database rows and show the user agents the same messages.
 //!
-//! The example is used as Debian ships it, except for what the issue allows: the database is
+//! The example is used as Debian ships it, except for what the issues allow: the database is
 //! SQLite (`db_sqlite` instead of `db_mysql`, `DBURL`), `WITH_NAT` and `WITH_IPAUTH` are off
-//! (no RTP proxy here), the include paths point at the test directory, and the server listens
-//! on a free 127.0.0.1 port with its own `run_dir`.
+//! for native and Lua (no RTP proxy here) and on for Python and JS (whose scripts call those
+//! modules unconditionally; compared with the native routes run the same way), the include
+//! paths point at the test directory, and the server listens on a free 127.0.0.1 port with
+//! its own `run_dir`.
 
 mod common;
 use common::*;
@@ -39,6 +42,11 @@ struct Example {
 pub enum Routing {
     Native,
     Lua,
+    /// The native routes with `WITH_NAT` and `WITH_IPAUTH` on: the reference for the Python
+    /// and JS scripts, which call nathelper, rtpproxy and permissions unconditionally.
+    NativeNat,
+    Python,
+    Js,
     /// Not the Debian example: ksr's own `examples/kamailio-proxy.cfg`, with its database
     /// created on demand and the users added by `ksr subscriber add`.
     Proxy,
@@ -48,9 +56,18 @@ impl Routing {
     /// The define selecting it and the script file.
     fn script(self) -> Option<(&'static str, &'static str)> {
         match self {
-            Routing::Native | Routing::Proxy => None,
+            Routing::Native | Routing::NativeNat | Routing::Proxy => None,
             Routing::Lua => Some(("WITH_CFGLUA", "kamailio-basic-kemi-lua.lua")),
+            Routing::Python => Some(("WITH_CFGPYTHON3", "kamailio-basic-kemi-python.py")),
+            Routing::Js => Some(("WITH_CFGJSDT", "kamailio-basic-kemi-jsdt.js")),
         }
+    }
+
+    /// Whether the example's `WITH_NAT` and `WITH_IPAUTH` stay on (nathelper, rtpproxy and
+    /// permissions loaded, which the Python and JS scripts call unconditionally; no RTP proxy
+    /// answers here, loopback callers are never seen as NATed, the address table is empty).
+    fn nat(self) -> bool {
+        matches!(self, Routing::NativeNat | Routing::Python | Routing::Js)
     }
 }
 
@@ -191,7 +208,7 @@ fn prepare(target: Target, routing: Routing, port: u16) -> Example {
     let mut cfg = String::new();
     for line in main.lines() {
         let t = line.trim();
-        if t == "#!define WITH_NAT" || t == "#!define WITH_IPAUTH" {
+        if (t == "#!define WITH_NAT" || t == "#!define WITH_IPAUTH") && !routing.nat() {
             continue;
         }
         let line = line
@@ -381,7 +398,7 @@ fn fail_scenario(ex: &Example, code: u16) -> PathBuf {
 }
 
 /// Runs every flow against `target`; returns a description of each failure.
-fn flows(target: Target, routing: Routing) -> (Vec<String>, Vec<String>) {
+fn flows(target: Target, routing: Routing) -> Outcome {
     let (s, ex) = start(target, routing);
     let failures = std::cell::RefCell::new(Vec::new());
     let check = |what: &str, (ok, log): (bool, String)| {
@@ -520,7 +537,119 @@ fn flows(target: Target, routing: Routing) -> (Vec<String>, Vec<String>) {
         ));
     }
     drop(s);
-    (failures, db_summary(&ex.db, routing))
+    Outcome {
+        failures,
+        db: db_summary(&ex.db, routing),
+        ua: ua_view(&ex.dir),
+    }
+}
+
+/// What one run of the flows produced.
+#[derive(Default)]
+struct Outcome {
+    failures: Vec<String>,
+    db: Vec<String>,
+    ua: Vec<String>,
+}
+
+/// Runs the flows for each (target, routing) at once (each set takes ~35 s, mostly the 408
+/// timer) and returns their outcomes in the same order.
+fn run_all(runs: &[(Target, Routing)]) -> Vec<Outcome> {
+    let handles: Vec<_> = runs
+        .iter()
+        .map(|&(t, r)| std::thread::spawn(move || flows(t, r)))
+        .collect();
+    handles
+        .into_iter()
+        .zip(runs)
+        .map(|(h, (t, r))| {
+            h.join().unwrap_or_else(|_| Outcome {
+                failures: vec![format!("{t:?}/{r:?} flows panicked")],
+                ..Outcome::default()
+            })
+        })
+        .collect()
+}
+
+/// Fails with every flow failure of every run.
+fn assert_flows_passed(outcomes: &[Outcome]) {
+    let failures: Vec<&String> = outcomes.iter().flat_map(|o| &o.failures).collect();
+    assert!(
+        failures.is_empty(),
+        "{}",
+        failures
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
+
+/// The lines of `got` that differ from `want`, for a readable assertion message.
+fn view_diff(want: &[String], got: &[String]) -> String {
+    let mut out = String::new();
+    for l in want.iter().filter(|l| !got.contains(l)) {
+        out.push_str(&format!("- {l}\n"));
+    }
+    for l in got.iter().filter(|l| !want.contains(l)) {
+        out.push_str(&format!("+ {l}\n"));
+    }
+    if out.is_empty() && want != got {
+        out.push_str("same messages, different order\n");
+    }
+    out
+}
+
+/// What the user agents saw: for every sipp run of the flows, each SIP message it received —
+/// the method or status line and its header names in order, with the CSeq method and whether
+/// To has a tag — without the values that change from run to run (ports, tags, branches,
+/// times). Consecutive repeats (retransmissions, whose number depends on timing) count once.
+fn ua_view(dir: &Path) -> Vec<String> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+        .unwrap_or_default();
+    files.retain(|p| p.extension().is_some_and(|e| e == "msg"));
+    files.sort();
+    let mut view = Vec::new();
+    for f in files {
+        let name = f
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let mut seen: Vec<String> = Vec::new();
+        for chunk in text.split("-----------------------------------------------") {
+            let mut lines = chunk.lines().skip(1);
+            if !lines.next().is_some_and(|l| l.contains("message received")) {
+                continue;
+            }
+            let mut lines = lines.skip_while(|l| l.trim().is_empty());
+            let Some(start) = lines.next() else { continue };
+            let start = match start.strip_prefix("SIP/2.0 ") {
+                Some(status) => status.to_string(),
+                None => start.split(' ').next().unwrap_or("").to_string(),
+            };
+            let mut hdrs = Vec::new();
+            for l in lines.take_while(|l| !l.trim().is_empty()) {
+                let Some((n, v)) = l.split_once(':') else {
+                    continue;
+                };
+                let n = n.trim().to_ascii_lowercase();
+                let item = match n.as_str() {
+                    "cseq" => format!("cseq({})", v.split_whitespace().nth(1).unwrap_or("")),
+                    "to" | "t" => format!("to(tag={})", v.contains(";tag=")),
+                    _ => n,
+                };
+                hdrs.push(item);
+            }
+            let entry = format!("{name}: {start} [{}]", hdrs.join(","));
+            if seen.last() != Some(&entry) {
+                seen.push(entry);
+            }
+        }
+        view.extend(seen);
+    }
+    view
 }
 
 /// Accounting and location rows the flows left in the database, without the values that
@@ -561,14 +690,13 @@ fn basic_kemi_flows_on_kamailio_validate_the_test() {
         tools_available() && kamailio_available(),
         "needs kamailio, sipp and sqlite3 (run .ci/run)"
     );
-    // Both routings at once (each flow set takes ~35 s, mostly the 408 timer).
-    let lua = std::thread::spawn(|| flows(Target::Kamailio, Routing::Lua));
-    let (mut failures, native_db) = flows(Target::Kamailio, Routing::Native);
-    let (lua_failures, lua_db) = lua
-        .join()
-        .unwrap_or_else(|_| (vec!["Lua flows panicked".into()], Vec::new()));
-    failures.extend(lua_failures);
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+    let runs = [
+        (Target::Kamailio, Routing::Native),
+        (Target::Kamailio, Routing::Lua),
+        (Target::Kamailio, Routing::Python),
+    ];
+    let out = run_all(&runs);
+    assert_flows_passed(&out);
     // What the flows must leave in the database: the answered call and its BYE accounted,
     // the cancelled, busy and unanswered calls as missed calls, four registered contacts.
     let expected = [
@@ -582,31 +710,79 @@ fn basic_kemi_flows_on_kamailio_validate_the_test() {
         "missed|INVITE|486|Busy Here|alice|127.0.0.1|127.0.0.1|carol|carol|127.0.0.1",
         "missed|INVITE|487|Request Terminated|alice|127.0.0.1|127.0.0.1|dave|dave|127.0.0.1",
     ];
-    assert_eq!(native_db, expected);
-    assert_eq!(lua_db, expected);
+    for (o, (_, r)) in out.iter().zip(&runs) {
+        assert_eq!(o.db, expected, "{r:?}");
+    }
+    // The user agents see the same messages whatever the routing language.
+    for (o, (_, r)) in out.iter().zip(&runs).skip(1) {
+        assert!(
+            o.ua == out[0].ua,
+            "{r:?} vs native:\n{}",
+            view_diff(&out[0].ua, &o.ua)
+        );
+    }
+    // A sanity check of the view itself: the answered call's caller saw 100, 180, 200.
+    for want in [
+        "call-bob: 100 ",
+        "call-bob: 180 Ringing",
+        "call-bob: 200 OK",
+    ] {
+        assert!(
+            out[0].ua.iter().any(|l| l.starts_with(want)),
+            "{want} missing in {:#?}",
+            out[0].ua
+        );
+    }
 }
 
-/// The same flows on ksr must pass and leave the same database rows as on Kamailio.
+/// The same flows on ksr must pass, leave the same database rows as on Kamailio, and show the
+/// user agents the same messages, with the native routes and with the Lua script.
 #[test]
 fn basic_kemi_flows_on_ksr_match_kamailio() {
     assert!(
         tools_available() && kamailio_available(),
         "needs kamailio, sipp and sqlite3 (run .ci/run)"
     );
-    let oracle = std::thread::spawn(|| flows(Target::Kamailio, Routing::Native));
-    let lua = std::thread::spawn(|| flows(Target::Ksr, Routing::Lua));
-    let (mut failures, native_db) = flows(Target::Ksr, Routing::Native);
-    let (lua_failures, lua_db) = lua
-        .join()
-        .unwrap_or_else(|_| (vec!["Lua flows panicked".into()], Vec::new()));
-    let (k_failures, k_db) = oracle
-        .join()
-        .unwrap_or_else(|_| (vec!["Kamailio flows panicked".into()], Vec::new()));
-    failures.extend(lua_failures);
-    failures.extend(k_failures);
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert_eq!(native_db, k_db, "native routing vs Kamailio");
-    assert_eq!(lua_db, k_db, "Lua routing vs Kamailio");
+    let runs = [
+        (Target::Kamailio, Routing::Native),
+        (Target::Ksr, Routing::Native),
+        (Target::Ksr, Routing::Lua),
+    ];
+    let out = run_all(&runs);
+    assert_flows_passed(&out);
+    for (o, r) in out.iter().zip(&runs).skip(1) {
+        assert_eq!(o.db, out[0].db, "{r:?} vs Kamailio");
+        assert!(
+            o.ua == out[0].ua,
+            "{r:?} vs Kamailio:\n{}",
+            view_diff(&out[0].ua, &o.ua)
+        );
+    }
+}
+
+/// `WITH_NAT` and `WITH_IPAUTH` on (no RTP proxy answering, empty address table): the Python and
+/// JavaScript scripts on ksr behave as the native routes do on Kamailio.
+#[test]
+fn basic_kemi_python_and_js_on_ksr_match_kamailio() {
+    assert!(
+        tools_available() && kamailio_available(),
+        "needs kamailio, sipp and sqlite3 (run .ci/run)"
+    );
+    let runs = [
+        (Target::Kamailio, Routing::NativeNat),
+        (Target::Ksr, Routing::Python),
+        (Target::Ksr, Routing::Js),
+    ];
+    let out = run_all(&runs);
+    assert_flows_passed(&out);
+    for (o, r) in out.iter().zip(&runs).skip(1) {
+        assert_eq!(o.db, out[0].db, "{r:?} vs Kamailio");
+        assert!(
+            o.ua == out[0].ua,
+            "{r:?} vs Kamailio:\n{}",
+            view_diff(&out[0].ua, &o.ua)
+        );
+    }
 }
 
 /// ksr's own stateful example runs the same flows on ksr and on Kamailio with the same
@@ -617,13 +793,21 @@ fn proxy_example_flows_on_ksr_and_kamailio() {
         tools_available() && kamailio_available(),
         "needs kamailio, sipp and sqlite3 (run .ci/run)"
     );
-    let oracle = std::thread::spawn(|| flows(Target::Kamailio, Routing::Proxy));
-    let (mut failures, db) = flows(Target::Ksr, Routing::Proxy);
-    let (k_failures, k_db) = oracle
-        .join()
-        .unwrap_or_else(|_| (vec!["Kamailio flows panicked".into()], Vec::new()));
-    failures.extend(k_failures);
-    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
-    assert_eq!(db, k_db);
-    assert!(db.iter().any(|r| r == "acc|INVITE|200|OK"), "{db:#?}");
+    let runs = [
+        (Target::Kamailio, Routing::Proxy),
+        (Target::Ksr, Routing::Proxy),
+    ];
+    let out = run_all(&runs);
+    assert_flows_passed(&out);
+    assert_eq!(out[1].db, out[0].db);
+    assert!(
+        out[1].ua == out[0].ua,
+        "ksr vs Kamailio:\n{}",
+        view_diff(&out[0].ua, &out[1].ua)
+    );
+    assert!(
+        out[1].db.iter().any(|r| r == "acc|INVITE|200|OK"),
+        "{:#?}",
+        out[1].db
+    );
 }

@@ -54,6 +54,14 @@ impl Core {
             Err(p) => p.into_inner().check(host, port, proto),
         }
     }
+
+    /// `host` (any port) is one of our sockets or aliases.
+    pub fn is_myself_any_port(&self, host: &[u8], proto: Option<crate::transport::Proto>) -> bool {
+        match self.myself.read() {
+            Ok(m) => m.check_any_port(host, proto),
+            Err(p) => p.into_inner().check_any_port(host, proto),
+        }
+    }
 }
 
 /// A start-up error tied to a place in the cfg.

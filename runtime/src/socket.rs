@@ -191,6 +191,23 @@ impl Myself {
             })
     }
 
+    /// Like [`Myself::check`] with any port matching: Kamailio's `check_self` with port 0,
+    /// what `is_myself("sip:host")` and `KSR.is_myself("1.2.3.4")` ask.
+    pub fn check_any_port(&self, host: &[u8], proto: Option<Proto>) -> bool {
+        let Ok(host) = std::str::from_utf8(host) else {
+            return false;
+        };
+        let host = canon_host(host);
+        let proto_ok = |p: Proto| proto.is_none_or(|want| want == p);
+        self.sockets
+            .iter()
+            .any(|(h, _, pr)| *h == host && proto_ok(*pr))
+            || self
+                .aliases
+                .iter()
+                .any(|(h, _, pr)| *h == host && pr.is_none_or(proto_ok))
+    }
+
     /// True when `ip` is one of our listen addresses (any port), for `src_ip == myself`.
     pub fn check_ip(&self, ip: IpAddr) -> bool {
         let s = ip.to_string();

@@ -439,21 +439,37 @@ fn myself_ip(c: &Ctx, ip: std::net::IpAddr) -> bool {
 /// `uri == myself`: host and port (and transport) of the URI match one of our sockets or
 /// aliases.
 pub fn uri_is_myself(c: &Ctx, uri: &Bytes) -> bool {
+    // As Kamailio's `is_myself`: a `sip:`/`sips:` URI is matched by host, port (any port
+    // when it has none) and transport; any other string is taken whole as a host name or
+    // address (`KSR.is_myself(KSR.pv.get("$si"))`).
+    if uri.len() > 4 && (uri.starts_with(b"sip:") || uri.starts_with(b"sips:")) {
+        return match Uri::parse(uri) {
+            Ok(u) => {
+                let proto = u.transport().and_then(|t| Proto::parse(&t));
+                match u.port {
+                    Some(p) if p != 0 => c.core.is_myself(u.host_unbracketed(), Some(p), proto),
+                    _ => c.core.is_myself_any_port(u.host_unbracketed(), proto),
+                }
+            }
+            Err(_) => false,
+        };
+    }
+    let host = uri
+        .strip_prefix(b"[")
+        .and_then(|h| h.strip_suffix(b"]"))
+        .unwrap_or(uri);
+    c.core.is_myself_any_port(host, None)
+}
+
+/// The URI is ours by host and port (5060 when it has none), as rr's checks of Route
+/// entries and of the R-URI ask.
+pub fn uri_is_myself_default_port(c: &Ctx, uri: &Bytes) -> bool {
     match Uri::parse(uri) {
         Ok(u) => {
             let proto = u.transport().and_then(|t| Proto::parse(&t));
             c.core.is_myself(u.host_unbracketed(), u.port, proto)
         }
-        Err(_) => {
-            // A bare host[:port] is accepted too (KSR.is_myself("1.2.3.4")).
-            let s = String::from_utf8_lossy(uri);
-            let (h, p) = match s.rsplit_once(':') {
-                Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().ok()),
-                _ => (s.to_string(), None),
-            };
-            c.core
-                .is_myself(h.trim_matches(['[', ']']).as_bytes(), p, None)
-        }
+        Err(_) => false,
     }
 }
 

@@ -2,7 +2,7 @@
 //! routing of requests that carry a route set (16.4, 16.12), with strict-router
 //! compatibility and double Record-Route when the request leaves on another socket.
 
-use super::core::actions::{arg_bytes, b, uri_is_myself};
+use super::core::actions::{arg_bytes, b, uri_is_myself_default_port};
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
 use crate::log::L_ERR;
@@ -483,7 +483,10 @@ pub fn loose_route(c: &mut Ctx, loose_only: bool) -> i32 {
         Ok(t) => t.tag().is_none_or(|t| t.is_empty()),
         Err(_) => return -1,
     };
-    let ruri_mine = c.msg.ruri().cloned().is_some_and(|u| uri_is_myself(c, &u));
+    let ruri_mine = c
+        .msg
+        .ruri()
+        .is_some_and(|u| uri_is_myself_default_port(c, u));
     if !preloaded && !loose_only && ruri_mine {
         after_strict(c, &routes)
     } else {
@@ -504,7 +507,7 @@ fn after_loose(c: &mut Ctx, routes: &[NameAddr], preloaded: bool) -> i32 {
     // Number of our own entries at the top (two with double Record-Route).
     let mut own = 0;
     c.rr.routed_params = None;
-    if uri_is_myself(c, &first.uri_raw) {
+    if uri_is_myself_default_port(c, &first.uri_raw) {
         c.rr.routed_params = Some(first.uri.params_raw.clone());
         own = if c.core.m.rr.double_rr && has_r2(first) && routes.len() > 1 {
             2
@@ -558,7 +561,7 @@ fn after_strict(c: &mut Ctx, routes: &[NameAddr]) -> i32 {
     if let Some(first) = routes.first()
         && c.core.m.rr.double_rr
         && has_r2(first)
-        && uri_is_myself(c, &first.uri_raw)
+        && uri_is_myself_default_port(c, &first.uri_raw)
     {
         i = 1;
         if routes.len() == 1 {

@@ -442,7 +442,10 @@ pub fn parse_branch(b: &[u8]) -> Option<(u64, usize)> {
 }
 
 /// Builds the ACK (`cancel == false`, for a negative final reply with `reply_to`) or the
-/// CANCEL for a branch from the request sent on it (RFC 3261 17.1.1.3 and 9.1).
+/// CANCEL for a branch from the request sent on it (RFC 3261 17.1.1.3 and 9.1). Like
+/// Kamailio's tm (`reparse_invite`), the headers keep the order and spelling they had in the
+/// INVITE: our Via, Route, Max-Forwards, From, To (the reply's for an ACK), Call-ID, CSeq with
+/// the method replaced, and Content-Length set to 0; everything else is left out.
 pub fn build_ack_or_cancel(sent: &[u8], reply_to: Option<&[u8]>, cancel: bool) -> Option<Bytes> {
     let req = SipMsg::parse(Bytes::copy_from_slice(sent)).ok()?;
     let method: &[u8] = if cancel { b"CANCEL" } else { b"ACK" };
@@ -452,30 +455,46 @@ pub fn build_ack_or_cancel(sent: &[u8], reply_to: Option<&[u8]>, cancel: bool) -
     out.extend_from_slice(req.ruri_orig()?);
     out.extend_from_slice(b" SIP/2.0\r\n");
     let buf = req.buf();
-    let line = |h: &crate::sip::Header| buf.get(h.start..h.end).unwrap_or(&[]).to_vec();
-    // Only our own (top) Via.
-    let v = req.via1().ok()?;
-    out.extend_from_slice(b"Via: ");
-    out.extend_from_slice(&v.raw);
-    out.extend_from_slice(b"\r\n");
+    let line = |h: &crate::sip::Header| buf.get(h.start..h.end).unwrap_or(&[]);
+    let mut first_via = true;
     for h in req.headers() {
         match h.kind {
-            HdrKind::Route | HdrKind::From | HdrKind::CallId => out.extend(line(h)),
+            // Only our own (top) Via line.
+            HdrKind::Via if first_via => {
+                first_via = false;
+                out.extend_from_slice(line(h));
+            }
+            HdrKind::Route | HdrKind::MaxForwards | HdrKind::From | HdrKind::CallId => {
+                out.extend_from_slice(line(h))
+            }
             HdrKind::To => match reply_to {
                 Some(t) => {
                     out.extend_from_slice(b"To: ");
                     out.extend_from_slice(t);
                     out.extend_from_slice(b"\r\n");
                 }
-                None => out.extend(line(h)),
+                None => out.extend_from_slice(line(h)),
             },
+            HdrKind::CSeq => {
+                // Name, colon and number as written, then the new method.
+                let l = line(h);
+                let keep = l
+                    .iter()
+                    .skip(h.name.len())
+                    .position(|&c| !matches!(c, b':' | b' ' | b'\t' | b'0'..=b'9'))
+                    .map_or(l.len(), |p| p + h.name.len());
+                out.extend_from_slice(l.get(..keep).unwrap_or(l));
+                out.extend_from_slice(method);
+                out.extend_from_slice(b"\r\n");
+            }
+            HdrKind::ContentLength => {
+                out.extend_from_slice(&h.name);
+                out.extend_from_slice(b": 0\r\n");
+            }
             _ => {}
         }
     }
-    let cseq = req.cseq().ok()?;
-    out.extend_from_slice(format!("CSeq: {} ", cseq.number).as_bytes());
-    out.extend_from_slice(method);
-    out.extend_from_slice(b"\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n");
+    out.extend_from_slice(b"\r\n");
     Some(Bytes::from(out))
 }
 
@@ -537,7 +556,13 @@ mod tests {
 
     #[test]
     fn ack_and_cancel_copy_the_right_headers() {
-        let sent = "INVITE sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKtm1.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nRoute: <sip:r@h;lr>\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\nContact: <sip:a@1.2.3.4>\r\nContent-Length: 0\r\n\r\n";
+        let sent = "INVITE sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKtm1.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKx\r\nRoute: <sip:r@h;lr>\r\nMax-Forwards: 69\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 7 INVITE\r\nRequire: 100rel\r\nContact: <sip:a@1.2.3.4>\r\nContent-Type: application/sdp\r\nl: 4\r\n\r\nv=0\n";
+        // Kamailio's layout (reparse_invite): the INVITE's order and spelling.
+        let c = build_ack_or_cancel(sent.as_bytes(), None, true).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&c),
+            "CANCEL sip:b@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bKtm1.0\r\nRoute: <sip:r@h;lr>\r\nMax-Forwards: 69\r\nFrom: <sip:a@h>;tag=1\r\nTo: <sip:b@h>\r\nCall-ID: c1\r\nCSeq: 7 CANCEL\r\nl: 0\r\n\r\n"
+        );
         let ack = build_ack_or_cancel(sent.as_bytes(), Some(b"<sip:b@h>;tag=x"), false).unwrap();
         let a = String::from_utf8_lossy(&ack);
         assert!(a.starts_with("ACK sip:b@10.0.0.2 SIP/2.0\r\n"), "{a}");
