@@ -217,4 +217,16 @@ fn missing_modules_are_named_with_the_fix() {
     // Each problem once, the routing block still checked after the module errors.
     assert_eq!(err.matches("ds_select_dst").count(), 1, "{err}");
     assert!(!err.contains("sl_send_reply"), "{err}");
+
+    // Pseudo-variables name their module the same way.
+    let (ok, err) = check(
+        "loadmodule \"sl.so\"\nrequest_route {\n  sl_send_reply(\"200\", \"ok $rm\");\n  if ($dlg_var(a) == 1) { drop; }\n}\n",
+    );
+    assert!(!ok);
+    for want in [
+        "line 3, column 24-31: invalid format string \"ok $rm\": unknown pseudo-variable $rm (exported by module 'pv', which is not loaded: add loadmodule \"pv.so\")",
+        "unknown pseudo-variable $dlg_var (exported by Kamailio module 'dialog', which ksr does not provide yet)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
 }

@@ -39,6 +39,33 @@ pub trait ModuleCatalog {
     fn param(&self, module: &str, param: &str) -> Option<ParamKind>;
     /// The module that exports native function `name` (loaded or not), for hints.
     fn exporter_of(&self, name: &str) -> Option<String>;
+    /// The module that exports pseudo-variable class `name` (`rm` for `$rm`), for hints.
+    fn pv_exporter_of(&self, _name: &str) -> Option<String> {
+        None
+    }
+}
+
+/// `message` about a pseudo-variable (from the PV parser), with a hint naming the module
+/// that provides it when the parser did not know the class.
+pub(crate) fn pv_error_hint(message: &str, modules: Option<&dyn ModuleCatalog>) -> String {
+    let Some(mc) = modules else {
+        return message.to_string();
+    };
+    let Some(class) = message
+        .strip_prefix("unknown pseudo-variable $")
+        .map(|n| n.split(['(', '{', '[', ' ']).next().unwrap_or(n))
+    else {
+        return message.to_string();
+    };
+    match mc.pv_exporter_of(class) {
+        Some(m) if !mc.is_known(&m) => {
+            format!("{message} (exported by Kamailio module '{m}', which ksr does not provide yet)")
+        }
+        Some(m) if !mc.is_loaded(&m) => format!(
+            "{message} (exported by module '{m}', which is not loaded: add loadmodule \"{m}.so\")"
+        ),
+        _ => message.to_string(),
+    }
 }
 
 /// Everything the compiler resolves names against.
@@ -370,7 +397,14 @@ impl<C> Checker<'_, C> {
                                 .routes
                                 .contains(&(RouteKind::CoreOnReply, Some(text.clone()))));
                     if !exists && !text.is_empty() {
-                        self.err(a.span, format!("{}[{text}] is not defined", kind.keyword()));
+                        // Kamailio only warns (an empty route); nothing runs there.
+                        self.diags.push(Diagnostic::warning(
+                            a.span,
+                            format!(
+                                "{}[{text}] is not defined: nothing will run there",
+                                kind.keyword()
+                            ),
+                        ));
                     }
                 }
                 ParamHint::Flag | ParamHint::BranchFlag if !dynamic => {
@@ -396,6 +430,7 @@ impl<C> Checker<'_, C> {
                 }
                 ParamHint::PvName => {
                     if let Err(m) = vm::program::parse_pv(&text, cat.pvs) {
+                        let m = pv_error_hint(&m.to_string(), cat.modules);
                         self.err(a.span, format!("invalid pseudo-variable {text}: {m}"));
                     }
                 }

@@ -16,10 +16,30 @@ use vm::pv::PvRegistry;
 /// the project's API catalogue). Only names: used for "which module has it" hints.
 const KAMAILIO_FUNCTIONS: &str = include_str!("modules/kamailio-functions.tsv");
 
+/// `module<TAB>name` for every pseudo-variable class Kamailio 5.6's modules export (the
+/// core's are left out: ksr always has those). For "which module has it" hints.
+const KAMAILIO_PVS: &str = include_str!("modules/kamailio-pvs.tsv");
+
+/// Pseudo-variable class name -> module, as [`exporters`] for functions.
+fn pv_exporters() -> &'static HashMap<String, String> {
+    &exporter_maps().1
+}
+
 /// Native function name -> module, shipped modules first, then Kamailio's list.
 fn exporters() -> &'static HashMap<String, String> {
-    static MAP: OnceLock<HashMap<String, String>> = OnceLock::new();
-    MAP.get_or_init(|| {
+    &exporter_maps().0
+}
+
+/// (functions, pseudo-variables) -> exporting module.
+fn exporter_maps() -> &'static (HashMap<String, String>, HashMap<String, String>) {
+    static MAPS: OnceLock<(HashMap<String, String>, HashMap<String, String>)> = OnceLock::new();
+    MAPS.get_or_init(|| {
+        let mut pv_map: HashMap<String, String> = HashMap::new();
+        for line in KAMAILIO_PVS.lines() {
+            if let Some((m, n)) = line.split_once('\t') {
+                pv_map.entry(n.to_string()).or_insert_with(|| m.to_string());
+            }
+        }
         let mut map = HashMap::new();
         for line in KAMAILIO_FUNCTIONS.lines() {
             if let Some((m, f)) = line.split_once('\t') {
@@ -54,8 +74,11 @@ fn exporters() -> &'static HashMap<String, String> {
             for alias in table.natives() {
                 map.insert(alias.name.clone(), def.name.to_string());
             }
+            for class in pvs.classes() {
+                pv_map.insert(class.name.to_string(), def.name.to_string());
+            }
         }
-        map
+        (map, pv_map)
     })
 }
 
@@ -92,6 +115,10 @@ impl ModuleCatalog for SetupCatalog<'_> {
     fn exporter_of(&self, name: &str) -> Option<String> {
         exporters().get(name).cloned()
     }
+
+    fn pv_exporter_of(&self, name: &str) -> Option<String> {
+        pv_exporters().get(name).cloned()
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +132,9 @@ mod tests {
         assert_eq!(m.get("t_relay").map(String::as_str), Some("tm"));
         assert_eq!(m.get("save").map(String::as_str), Some("registrar"));
         assert!(m.get("no_such_function").is_none());
+        let p = pv_exporters();
+        assert_eq!(p.get("rm").map(String::as_str), Some("pv"));
+        assert_eq!(p.get("T_reply_code").map(String::as_str), Some("tmx"));
+        assert_eq!(p.get("dlg_var").map(String::as_str), Some("dialog"));
     }
 }

@@ -1147,6 +1147,7 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                 Some(id)
             }
             Err(m) => {
+                let m = crate::check::pv_error_hint(&m.to_string(), self.modules);
                 self.err(span, format!("invalid pseudo-variable {text}: {m}"));
                 None
             }
@@ -1206,7 +1207,11 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                 Some(id)
             }
             Err(m) => {
-                self.err(span, format!("invalid format string \"{text}\": {m}"));
+                let m = crate::check::pv_error_hint(&m.to_string(), self.modules);
+                self.err(
+                    span,
+                    format!("invalid format string \"{}\": {m}", text.escape_debug()),
+                );
                 None
             }
         }
