@@ -284,7 +284,11 @@ fn load_with_config(
             return Ok(None);
         }
     };
-    let catalog = compiler::Catalog::new(&setup.table, &setup.pvs).with_sources(&r.sources);
+    // The same module hints as `ksr check` ("exported by module X, which is not loaded").
+    let modules = runtime::catalog::SetupCatalog::new(&setup);
+    let catalog = compiler::Catalog::new(&setup.table, &setup.pvs)
+        .with_modules(&modules)
+        .with_sources(&r.sources);
     match compiler::compile(config, &catalog) {
         Ok(p) => Ok(Some((setup, p, config.clone()))),
         Err(d) => {

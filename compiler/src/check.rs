@@ -434,6 +434,27 @@ impl<C> Checker<'_, C> {
                         self.err(a.span, format!("invalid pseudo-variable {text}: {m}"));
                     }
                 }
+                ParamHint::PvList => {
+                    let mut rest = text.as_str();
+                    loop {
+                        rest = rest.trim_start_matches([' ', '\t', ',', ';', '\n']);
+                        if rest.is_empty() {
+                            break;
+                        }
+                        match vm::pv::parse_spec_prefix(rest, cat.pvs) {
+                            Ok((_, used)) if used > 0 => rest = rest.get(used..).unwrap_or(""),
+                            Ok(_) => {
+                                self.err(a.span, format!("invalid pseudo-variable list {text}"));
+                                break;
+                            }
+                            Err(m) => {
+                                let m = pv_error_hint(&m.to_string(), cat.modules);
+                                self.err(a.span, format!("invalid pseudo-variable in {text}: {m}"));
+                                break;
+                            }
+                        }
+                    }
+                }
                 _ => {}
             }
             let _ = pt;

@@ -169,6 +169,7 @@ fn write_sig(w: &mut W, s: &ExportSig) {
             ParamHint::BranchFlag => w.u8(4),
             ParamHint::PvName => w.u8(5),
             ParamHint::Subst => w.u8(6),
+            ParamHint::PvList => w.u8(7),
         }
     }
     w.u8(match s.ret {
@@ -394,6 +395,7 @@ fn read_sig(r: &mut R<'_>) -> Result<ExportSig, ImageError> {
             4 => ParamHint::BranchFlag,
             5 => ParamHint::PvName,
             6 => ParamHint::Subst,
+            7 => ParamHint::PvList,
             x => return Err(corrupt(format!("parameter hint {x}"))),
         });
     }

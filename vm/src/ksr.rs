@@ -52,6 +52,9 @@ pub enum ParamHint {
     /// The name of a pseudo-variable to write (`pv_printf("$var(x)", ...)`): passed as
     /// written, not evaluated.
     PvName,
+    /// Names of pseudo-variables to write, separated by `;`, `,` or blanks
+    /// (`sql_pvquery`'s result list): passed as written, each name checked.
+    PvList,
 }
 
 /// The signature of one export: everything about it except the code.

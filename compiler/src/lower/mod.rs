@@ -1938,7 +1938,10 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
             ExprKind::Str(s) => {
                 let text = String::from_utf8_lossy(s).into_owned();
                 // Pseudo-variable names, regexes and substitutions are passed as written.
-                if matches!(hint, ParamHint::PvName | ParamHint::Subst) {
+                if matches!(
+                    hint,
+                    ParamHint::PvName | ParamHint::PvList | ParamHint::Subst
+                ) {
                     return konst_for(fb, Value::Str(s.clone()));
                 }
                 if matches!(hint, ParamHint::Regex) && pt == ParamType::Str {

@@ -141,6 +141,32 @@ pub trait Db: Send {
         vals: &[DbVal],
     ) -> Result<usize, DbError>;
     fn delete(&mut self, table: &str, conds: &[Cond<'_>]) -> Result<usize, DbError>;
+    /// Raw SQL from the configuration (sqlops' `sql_query`): the script writer owns the text.
+    fn raw_query(&mut self, sql: &str) -> Result<RawResult, DbError>;
+    /// Rows changed by the last INSERT/UPDATE/DELETE (`$sqlrows`).
+    fn affected_rows(&self) -> i64;
+}
+
+/// A value of a raw query's result, typed as Kamailio's database layer types it (what
+/// sqlops and friends then turn into script values).
+#[derive(Clone, Debug, PartialEq)]
+pub enum RawVal {
+    Null,
+    /// DB1_INT (32-bit in Kamailio's driver) and DB1_DATETIME (a Unix time).
+    Int(i64),
+    /// DB1_BIGINT.
+    BigInt(i64),
+    /// DB1_STR/DB1_STRING/DB1_BLOB.
+    Str(Vec<u8>),
+    /// DB1_DOUBLE, which script variables cannot hold.
+    Double(f64),
+}
+
+/// The rows of a raw query, with the column names.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RawResult {
+    pub cols: Vec<String>,
+    pub rows: Vec<Vec<RawVal>>,
 }
 
 /// A database shared by the workers of the process.
@@ -279,7 +305,125 @@ fn from_sql(v: rusqlite::types::ValueRef<'_>) -> DbVal {
     }
 }
 
+/// The column type Kamailio's db_sqlite gives a declared type (a loose substring match, as
+/// SQLite's own affinity rules).
+fn decltype_kind(decl: &str) -> ColKind {
+    let up = decl.to_ascii_uppercase();
+    // The first recognised 3- or 4-letter run wins, scanning left to right.
+    let b = up.as_bytes();
+    for end in 3..=b.len() {
+        if b.get(end - 3..end) == Some(b"INT".as_slice()) {
+            return ColKind::Int;
+        }
+        if end >= 4 {
+            match b.get(end - 4..end) {
+                Some(b"SERI") => return ColKind::Int,
+                Some(b"BIGI") => return ColKind::BigInt,
+                Some(b"CHAR") | Some(b"CLOB") | Some(b"TEXT") | Some(b"BLOB") => {
+                    return ColKind::Str;
+                }
+                Some(b"REAL") | Some(b"FLOA") | Some(b"DOUB") => return ColKind::Double,
+                Some(b"TIME") | Some(b"DATE") => return ColKind::DateTime,
+                _ => {}
+            }
+        }
+    }
+    ColKind::Int
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum ColKind {
+    Int,
+    BigInt,
+    Str,
+    Double,
+    DateTime,
+}
+
+impl Sqlite {
+    fn run_raw(&mut self, sql: &str) -> Result<RawResult, DbError> {
+        let mut st = self.conn.prepare(sql)?;
+        let n = st.column_count();
+        let cols: Vec<String> = st.column_names().map(|c| c.to_string()).collect();
+        let decl: Vec<Option<ColKind>> = st
+            .columns()
+            .map(|c| c.decl_type().map(decltype_kind))
+            .collect();
+        let mut kinds: Vec<ColKind> = Vec::new();
+        let mut rows = Vec::new();
+        let mut q = st.query([])?;
+        while let Some(r) = q.next()? {
+            if kinds.is_empty() {
+                // Like Kamailio's driver: the declared type, else the first row's value type.
+                for i in 0..n {
+                    let k = match decl.get(i).copied().flatten() {
+                        Some(k) => k,
+                        None => match r.get_ref(i)?.data_type() {
+                            rusqlite::types::Type::Integer => ColKind::Int,
+                            rusqlite::types::Type::Real => ColKind::Double,
+                            _ => ColKind::Str,
+                        },
+                    };
+                    kinds.push(k);
+                }
+            }
+            let mut row = Vec::with_capacity(n);
+            for (i, k) in kinds.iter().enumerate() {
+                use rusqlite::types::ValueRef;
+                let v = r.get_ref(i)?;
+                let num = |v: ValueRef<'_>| match v {
+                    ValueRef::Integer(x) => x,
+                    ValueRef::Real(f) => f as i64,
+                    ValueRef::Text(t) | ValueRef::Blob(t) => std::str::from_utf8(t)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .map_or(0, |f| f as i64),
+                    ValueRef::Null => 0,
+                };
+                let text = |v: ValueRef<'_>| match v {
+                    ValueRef::Integer(x) => x.to_string().into_bytes(),
+                    ValueRef::Real(f) => f.to_string().into_bytes(),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => t.to_vec(),
+                    ValueRef::Null => Vec::new(),
+                };
+                row.push(match (v, k) {
+                    (ValueRef::Null, _) => RawVal::Null,
+                    // sqlite3_column_int: the low 32 bits.
+                    (v, ColKind::Int) => RawVal::Int(num(v) as i32 as i64),
+                    (v, ColKind::BigInt) => RawVal::BigInt(num(v)),
+                    (v, ColKind::Str) => RawVal::Str(text(v)),
+                    (v, ColKind::Double) => RawVal::Double(match v {
+                        ValueRef::Real(f) => f,
+                        v => num(v) as f64,
+                    }),
+                    (v, ColKind::DateTime) => {
+                        let julian = match v {
+                            ValueRef::Real(f) => f,
+                            ValueRef::Integer(x) => x as f64,
+                            v => std::str::from_utf8(&text(v))
+                                .ok()
+                                .and_then(|s| s.trim().parse().ok())
+                                .unwrap_or(0.0),
+                        };
+                        RawVal::Int(time_of(&DbVal::Double(julian)).unwrap_or(0))
+                    }
+                });
+            }
+            rows.push(row);
+        }
+        Ok(RawResult { cols, rows })
+    }
+}
+
 impl Db for Sqlite {
+    fn raw_query(&mut self, sql: &str) -> Result<RawResult, DbError> {
+        self.run_raw(sql)
+    }
+
+    fn affected_rows(&self) -> i64 {
+        self.conn.changes() as i64
+    }
+
     fn ensure_table(&mut self, table: &str, extra: &[&str]) -> Result<(), DbError> {
         let key = format!("{table}|{}", extra.join(","));
         if self.ensured.contains(&key) {

@@ -154,6 +154,7 @@ pub struct ModuleStates {
     pub acc: acc::AccState,
     pub jsonrpcs: jsonrpcs::JsonrpcsState,
     pub pike: pike::PikeState,
+    pub sqlops: sqlops::SqlopsState,
     pub app_lua: crate::engine::KemiApp,
     pub app_python3: crate::engine::KemiApp,
     pub app_jsdt: crate::engine::KemiApp,
@@ -335,6 +336,7 @@ pub mod rtpproxy;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod sqlops;
 pub mod textops;
 pub mod textopsx;
 pub mod tm;
@@ -377,6 +379,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &rtpproxy::MODULE,
     &permissions::MODULE,
     &textopsx::MODULE,
+    &sqlops::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
