@@ -271,6 +271,7 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     named(r, "K", m::constant, None, m::parse_const_name, false);
     named(r, "snd", m::snd, None, m::parse_snd_name, false);
     named(r, "env", m::env, None, vars::parse_plain_name, false);
+    named(r, "sel", select, None, parse_select, false);
     class(r, "null", m::null, None);
     named(
         r,
@@ -668,4 +669,34 @@ fn kx_xavp_child_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
 /// Reads a pseudo-variable by spec through its class (used by modules that hold a spec).
 pub fn read(ctx: &mut Ctx, spec: &PvSpec) -> Value {
     util::pv_get(ctx, spec)
+}
+
+/// `$sel(cfg_get.GROUP.VAR)`: the value of a custom cfg variable declared in the cfg
+/// (`pstn.gw_ip = "1.2.3.4" desc "..."`). Other selects are not provided.
+fn parse_select(name: &str) -> Result<vm::pv::PvParam, String> {
+    match name.trim().strip_prefix("cfg_get.") {
+        Some(var) if var.contains('.') => Ok(vm::pv::PvParam::Str(bytes::Bytes::copy_from_slice(
+            var.as_bytes(),
+        ))),
+        _ => Err(format!(
+            "select '{name}' is not provided by ksr (only cfg_get.GROUP.VAR)"
+        )),
+    }
+}
+
+fn select(c: &mut Ctx, spec: &vm::pv::PvSpec) -> Value {
+    let vm::pv::PvParam::Str(var) = &spec.param else {
+        return Value::Null;
+    };
+    let key = String::from_utf8_lossy(var);
+    match c.core.cfg.cfg_vars.get(key.as_ref()) {
+        // Selects always give text, numbers too ($sel(...) + 1 concatenates, as in Kamailio).
+        Some(compiler::ast::Literal::Int(i)) => Value::Str(bytes::Bytes::from(i.to_string())),
+        Some(compiler::ast::Literal::Str(s)) => Value::Str(s.clone()),
+        Some(compiler::ast::Literal::Ident(s)) => Value::Str(bytes::Bytes::from(s.clone())),
+        None => {
+            crate::klog!(crate::log::L_ERR, "pv", "cfg_get: unknown variable {key}");
+            Value::Null
+        }
+    }
 }
