@@ -366,6 +366,7 @@ fn dead_branch(uri: Bytes) -> UacBranch {
         retr_interval: Duration::ZERO,
         fr_deadline: Instant::now(),
         flags: 0,
+        dropped: false,
     }
 }
 
@@ -443,6 +444,7 @@ fn build_branch(
                 retr_interval: st(ctx).cfg.t1,
                 fr_deadline: Instant::now() + fr,
                 flags: ctx.bflags,
+                dropped: false,
             })
         })
     };
@@ -869,7 +871,7 @@ fn run_branch_failure(ctx: &mut Ctx, t: &TxRef, idx: usize) {
 pub fn complete(ctx: &mut Ctx, t: &TxRef) {
     // Bounded: each failure_route round either adds branches (and returns) or finishes.
     for _ in 0..16 {
-        let (best, on_failure) = {
+        let (best, on_failure, step_start) = {
             let mut tx = t.lock();
             if tx.in_failure || tx.uas_status >= 200 {
                 return;
@@ -881,22 +883,55 @@ pub fn complete(ctx: &mut Ctx, t: &TxRef) {
             if on_failure.is_some() {
                 tx.in_failure = true;
             }
-            (best, on_failure)
+            (best, on_failure, tx.first_branch)
         };
         failure_hooks(ctx, t, best);
         if let Some(name) = on_failure {
+            ctx.tm.drop_replies = None;
             let before = run_failure(ctx, t, best, &name);
+            let mode = ctx
+                .tm
+                .drop_replies
+                .take()
+                .unwrap_or(st(ctx).cfg.failure_reply_mode);
             let mut tx = t.lock();
             tx.in_failure = false;
+            let added = tx.branches.len() > before;
+            // Which saved replies stop counting (Kamailio's failure_reply_mode values):
+            // 0 none, 1 all, 2 those of the last serial step, 3 all once new branches exist.
+            let drop_from = match mode {
+                1 => Some(0),
+                2 => Some(step_start),
+                3 if added => Some(0),
+                _ => None,
+            };
+            if let Some(from) = drop_from {
+                for b in tx.branches.iter_mut().take(before).skip(from) {
+                    b.dropped = true;
+                }
+            }
             if tx.uas_status >= 200 {
                 return;
             }
-            if tx.branches.len() > before && tx.branches[before..].iter().any(|b| !b.is_final) {
+            if added && tx.branches[before..].iter().any(|b| !b.is_final) {
                 return;
             }
-            if tx.branches.len() > before {
-                // New branches failed at once: pick again among them.
+            if added {
+                // New branches failed at once: pick again among the replies still counted.
                 continue;
+            }
+            if drop_from.is_some() {
+                // Every reply was discarded and nothing new was tried: Kamailio answers
+                // with its generic error.
+                drop(tx);
+                reply_on(
+                    ctx,
+                    t,
+                    500,
+                    b"I'm terribly sorry, server error occurred (1/TM)",
+                    false,
+                );
+                return;
             }
             drop(tx);
         }
@@ -981,7 +1016,7 @@ fn relay_best(ctx: &mut Ctx, t: &TxRef, best: usize) {
             // Aggregate the challenges of every 401/407 branch (RFC 3261 16.7 step 7).
             let mut lines = Vec::new();
             // Only the current round counts (failure_reply_mode 3).
-            for (i, o) in tx.branches.iter().enumerate().skip(tx.first_branch) {
+            for (i, o) in tx.branches.iter().enumerate().filter(|(_, b)| !b.dropped) {
                 if i == best || !matches!(o.code, 401 | 407) {
                     continue;
                 }

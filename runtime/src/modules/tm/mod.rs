@@ -59,6 +59,8 @@ pub struct TmCtx {
     /// `t_relay_to(..., 0x02)` / `t_set_disable_internal_reply(1)`: no local error reply
     /// when no branch could be sent.
     pub no_internal_reply: bool,
+    /// `t_drop_replies()` in the failure_route being run (None: `failure_reply_mode`).
+    pub drop_replies: Option<i64>,
 }
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -100,11 +102,9 @@ fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
         cfg.auto_inv_100_reason = Bytes::from(r);
     }
     cfg.failure_reply_mode = p.int("failure_reply_mode", 3);
-    if cfg.failure_reply_mode != 3 {
-        // Only the default (consider the replies of the new branches only after failure_route
-        // forks again) is implemented.
+    if !(0..=3).contains(&cfg.failure_reply_mode) {
         return Err(format!(
-            "failure_reply_mode {} is not supported (only 3)",
+            "failure_reply_mode {} is out of range 0..3",
             cfg.failure_reply_mode
         ));
     }
@@ -342,6 +342,22 @@ fn register(r: &mut Registrar<'_>) {
         b(c.tm.t.as_ref().is_some_and(|t| t.lock().canceled))
     })
     .native("t_is_canceled", RQ_F_R_B);
+    // t_drop_replies([mode]): no mode or anything else "all", "n" none, "l" last step.
+    r.kemi("tm", "t_drop_replies", &[S], RetType::Int, |c, a| {
+        let mode = arg_bytes(a, 0);
+        c.tm.drop_replies = Some(match mode.first() {
+            Some(b'n') => 0,
+            Some(b'l') => 2,
+            _ => 1,
+        });
+        Value::Int(1)
+    })
+    .native("t_drop_replies", RouteMask::FAILURE);
+    r.kemi("tm", "t_drop_replies_all", &[], RetType::Int, |c, _| {
+        c.tm.drop_replies = Some(1);
+        Value::Int(1)
+    })
+    .native("t_drop_replies", RouteMask::FAILURE);
     r.kemi("tm", "t_branch_timeout", &[], RetType::Int, |c, _| {
         b(branch_state(c, |br| br.timed_out))
     })

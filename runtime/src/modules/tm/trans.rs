@@ -178,6 +178,9 @@ pub struct UacBranch {
     pub retr_interval: Duration,
     pub fr_deadline: Instant,
     pub flags: u64,
+    /// Its reply was discarded after a failure_route (`failure_reply_mode`,
+    /// `t_drop_replies`): no longer a candidate for the reply sent upstream.
+    pub dropped: bool,
 }
 
 impl UacBranch {
@@ -234,7 +237,7 @@ impl Tx {
     /// while a branch is still pending.
     pub fn pick_branch(&self, faked_prio: i32) -> Option<usize> {
         let mut best: Option<(i32, usize)> = None;
-        for (i, b) in self.branches.iter().enumerate().skip(self.first_branch) {
+        for (i, b) in self.branches.iter().enumerate().filter(|(_, b)| !b.dropped) {
             if !b.is_final {
                 return None;
             }
