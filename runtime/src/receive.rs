@@ -27,6 +27,20 @@ pub fn process(ctx: &mut Ctx, rcv: Received) {
             return;
         }
     };
+    // HTTP requests go to the modules that serve them (xhttp), else are dropped.
+    if msg.is_request()
+        && msg.version().starts_with(b"HTTP/")
+        && !ctx.core.hooks.http_request.is_empty()
+    {
+        ctx.begin(msg, info);
+        for h in &ctx.core.hooks.http_request {
+            if h(ctx) {
+                return;
+            }
+        }
+        crate::klog!(L_ERR, "core", "dropping HTTP request from {}", ctx.rcv.src);
+        return;
+    }
     // Kamailio's parser only accepts SIP/2.0; anything else is dropped without a reply.
     if !msg.version().eq_ignore_ascii_case(b"SIP/2.0") {
         crate::klog!(

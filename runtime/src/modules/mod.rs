@@ -155,6 +155,7 @@ pub struct ModuleStates {
     pub jsonrpcs: jsonrpcs::JsonrpcsState,
     pub pike: pike::PikeState,
     pub sqlops: sqlops::SqlopsState,
+    pub xhttp: xhttp::XhttpState,
     pub app_lua: crate::engine::KemiApp,
     pub app_python3: crate::engine::KemiApp,
     pub app_jsdt: crate::engine::KemiApp,
@@ -173,6 +174,8 @@ pub struct ModuleStates {
 #[derive(Default)]
 pub struct Hooks {
     /// Before `request_route` runs (tm resets its per-message state here).
+    /// An HTTP request (xhttp): true when a module handled it.
+    pub http_request: Vec<fn(&mut Ctx) -> bool>,
     pub request_pre: Vec<fn(&mut Ctx)>,
     /// After `request_route` finished.
     pub request_post: Vec<fn(&mut Ctx)>,
@@ -342,6 +345,7 @@ pub mod textopsx;
 pub mod tm;
 pub mod tmx;
 pub mod usrloc;
+pub mod xhttp;
 pub mod xlog;
 
 pub static MODULES: &[&ModuleDef] = &[
@@ -380,6 +384,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &permissions::MODULE,
     &textopsx::MODULE,
     &sqlops::MODULE,
+    &xhttp::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

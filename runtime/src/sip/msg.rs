@@ -1000,7 +1000,10 @@ fn parse_first_line(buf: &Bytes, line: &[u8]) -> Result<FirstLine, ParseError> {
         return Err(ParseError::BadFirstLine);
     }
     let version = &line[last_sp + 1..];
-    if version.len() < 5 || !version[..4].eq_ignore_ascii_case(b"SIP/") {
+    // HTTP requests parse too (as in Kamailio): the core hands them to xhttp or drops them.
+    let sip = version.len() >= 5 && version[..4].eq_ignore_ascii_case(b"SIP/");
+    let http = version.len() >= 6 && version[..5].eq_ignore_ascii_case(b"HTTP/");
+    if !sip && !http {
         return Err(ParseError::BadVersion);
     }
     let uri = trim_lws(&line[sp + 1..last_sp]);

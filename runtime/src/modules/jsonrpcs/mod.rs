@@ -3,8 +3,8 @@
 //! command from the routing script.
 //!
 //! The transports are background services: a broken control socket is logged and does not
-//! stop SIP service (Kamailio refuses to start instead). The HTTP transport needs the xhttp
-//! module, which ksr does not ship.
+//! stop SIP service (Kamailio refuses to start instead). Over HTTP (the xhttp module),
+//! `jsonrpc_dispatch()` in `event_route[xhttp:request]` answers the request.
 
 use super::core::actions::arg_bytes;
 use super::{InitCtx, ModuleDef, ParamDef, Registrar};
@@ -120,17 +120,24 @@ fn init(i: &mut InitCtx<'_>) -> Result<(), String> {
     s.dgram_mode = mode("dgram_mode");
     s.dgram_workers = p.int("dgram_workers", 1).clamp(1, 64) as usize;
     s.dgram_timeout = Duration::from_millis(p.int("dgram_timeout", 2000).max(1) as u64);
-    if transport & T_HTTP != 0 && transport != 0 {
+    if transport & T_HTTP != 0 && transport != 0 && !i.loaded.contains(&"xhttp") {
         crate::klog!(
             L_WARN,
             "jsonrpcs",
-            "the HTTP transport needs the xhttp module, which ksr does not provide; not served"
+            "the HTTP transport needs the xhttp module, which is not loaded; not served"
         );
     }
     Ok(())
 }
 
 fn register(r: &mut Registrar<'_>) {
+    r.kemi("jsonrpcs", "dispatch", &[], RetType::Int, |c, _| {
+        Value::Int(dispatch(c))
+    })
+    .native(
+        "jsonrpc_dispatch",
+        RouteMask(RouteMask::REQUEST.0 | RouteMask::EVENT.0),
+    );
     r.kemi("jsonrpcs", "exec", &[S], RetType::Int, |c, a| {
         Value::Int(exec(c, &arg_bytes(a, 0)))
     })
@@ -178,6 +185,49 @@ fn exec(c: &mut Ctx, doc: &[u8]) -> i64 {
     let body = rpc::json::format(&reply, c.core.m.jsonrpcs.pretty);
     LAST.with(|l| *l.borrow_mut() = ExecReply { code, text, body });
     1
+}
+
+/// `jsonrpc_dispatch()`: the HTTP request's body is a JSON-RPC document; the answer goes
+/// back as the HTTP reply (status and reason from the error, if any). An invalid document
+/// gets no reply (-1), as in Kamailio.
+fn dispatch(c: &mut Ctx) -> i64 {
+    let doc = c.msg.body().clone();
+    let (code, reason, body) = match rpc::handle(c.core, &doc) {
+        Some(reply) => {
+            let (code, reason) = match reply.get("error") {
+                Some(e) => (
+                    e.get("code").and_then(|v| v.as_i64()).unwrap_or(500),
+                    e.get("message")
+                        .and_then(|v| v.as_str())
+                        .unwrap_or("Error")
+                        .to_string(),
+                ),
+                None => (200, "OK".to_string()),
+            };
+            (
+                code,
+                reason,
+                rpc::json::format(&reply, c.core.m.jsonrpcs.pretty),
+            )
+        }
+        None => {
+            // As Kamailio: logged, no reply.
+            crate::klog!(
+                L_ERR,
+                "jsonrpcs",
+                "jsonrpc_dispatch: invalid json doc [{}]",
+                String::from_utf8_lossy(&doc)
+            );
+            return -1;
+        }
+    };
+    super::xhttp::send_reply(
+        c,
+        code,
+        reason.as_bytes(),
+        b"application/json",
+        body.as_bytes(),
+    )
 }
 
 fn parse_jsonrpl_name(name: &str) -> Result<PvParam, String> {

@@ -13,6 +13,8 @@ use vm::pv::{PvError, PvParam, PvSpec};
 
 pub fn ruri(ctx: &mut Ctx, _: &PvSpec) -> Value {
     match ctx.msg.ruri() {
+        // An HTTP request's URL is not a SIP URI ($hu has it).
+        Some(_) if ctx.msg.version().starts_with(b"HTTP/") => Value::Null,
         Some(u) if ctx.msg.is_request() => Value::Str(u.clone()),
         _ => Value::Null,
     }
