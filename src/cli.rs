@@ -343,10 +343,13 @@ fn engine_factory(
         .cfgengine
         .clone()
         .unwrap_or_else(|| "native".into());
-    match engine.as_str() {
-        "native" | "" => Ok(std::sync::Arc::new(runtime::native::NativeFactory {
-            program: std::sync::Arc::new(program),
-        })),
+    let native = runtime::native::NativeFactory {
+        program: std::sync::Arc::new(program),
+    };
+    let kemi: Result<std::sync::Arc<dyn runtime::engine::EngineFactory>, String> = match engine
+        .as_str()
+    {
+        "native" | "" => return Ok(std::sync::Arc::new(native)),
         "lua" => {
             let script = setup
                 .modules
@@ -380,8 +383,14 @@ fn engine_factory(
                 script: PathBuf::from(script),
             }))
         }
-        other => Err(format!("cfgengine \"{other}\" is not available in ksr yet")),
-    }
+        other => return Err(format!("cfgengine \"{other}\" is not available in ksr yet")),
+    };
+    let kemi = kemi?;
+    // The cfg's native event_route blocks stay available beside the script (hybrid configs).
+    Ok(std::sync::Arc::new(runtime::native::HybridFactory {
+        kemi,
+        native,
+    }))
 }
 
 /// Every module ksr ships, loaded, to list their exports.

@@ -133,6 +133,9 @@ pub(crate) fn normalize(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
     d
 }
 
+/// The `event_route` names ksr runs (besides `tm:branch-failure:*`).
+const EVENTS_RUN: [&str; 3] = ["xhttp:request", "htable:mod-init", "core:worker-one-init"];
+
 const KINDS: [RouteKind; 8] = [
     RouteKind::Request,
     RouteKind::Failure,
@@ -225,6 +228,16 @@ pub(crate) fn rules<C>(config: &ast::Config, cat: &Catalog<'_, C>) -> Vec<Diagno
             Some(n) => format!("{}[{n}]", d.kind.keyword()),
             None => kind_title(d.kind).to_string(),
         };
+        if d.kind == RouteKind::Event
+            && let Some(n) = d.name.as_deref()
+            && !EVENTS_RUN.contains(&n)
+            && !n.starts_with("tm:branch-failure")
+        {
+            ck.diags.push(Diagnostic::warning(
+                d.block.span,
+                format!("event_route[{n}] is never run by ksr (the event is not implemented)"),
+            ));
+        }
         // Function calls: route types, parameter hints.
         visit_calls(&d.block.body.stmts, &mut |c| {
             ck.call(cat, c, kinds, d.sub.then_some(title.as_str()), &graph);

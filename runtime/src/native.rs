@@ -98,3 +98,56 @@ impl EngineFactory for NativeFactory {
         Ok(Rc::new(NativeEngine::new(self.program.clone(), core)))
     }
 }
+
+/// A KEMI engine with the cfg's native routing blocks beside it (Kamailio's hybrid configs).
+/// As in Kamailio, a native `request_route` / `reply_route` / `onsend_route` in the cfg wins
+/// over the script's entry point; for every other target the script's function is used when
+/// it exists, else the cfg's block of that name (`event_route[xhttp:request]`,
+/// `failure_route[X]` armed by native code ...).
+pub struct HybridFactory {
+    pub kemi: Arc<dyn EngineFactory>,
+    pub native: NativeFactory,
+}
+
+impl EngineFactory for HybridFactory {
+    fn create(&self, core: &'static Core, rank: i32) -> Result<Rc<dyn RouteEngine>, String> {
+        Ok(Rc::new(HybridEngine {
+            kemi: self.kemi.create(core, rank)?,
+            native: self.native.create(core, rank)?,
+        }))
+    }
+}
+
+struct HybridEngine {
+    kemi: Rc<dyn RouteEngine>,
+    native: Rc<dyn RouteEngine>,
+}
+
+impl HybridEngine {
+    fn pick(&self, target: RouteTarget<'_>) -> &Rc<dyn RouteEngine> {
+        let main = matches!(
+            target,
+            RouteTarget::Request | RouteTarget::Reply | RouteTarget::OnSend
+        );
+        let native = if main {
+            self.native.exists(target)
+        } else {
+            !self.kemi.exists(target) && self.native.exists(target)
+        };
+        if native { &self.native } else { &self.kemi }
+    }
+}
+
+impl RouteEngine for HybridEngine {
+    fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
+        self.pick(target).clone().run(ctx, target)
+    }
+
+    fn exists(&self, target: RouteTarget<'_>) -> bool {
+        self.pick(target).exists(target)
+    }
+
+    fn name(&self) -> &'static str {
+        self.kemi.name()
+    }
+}

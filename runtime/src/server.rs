@@ -116,6 +116,7 @@ impl Server {
         let children = setup.cfg.children;
         let tcp_workers = setup.cfg.tcp_workers();
         let core = setup.into_core(listeners.clone(), Box::new(sender), workdir)?;
+        startup_events(core, &*factory);
 
         let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
         let mut threads = Vec::new();
@@ -263,8 +264,39 @@ fn worker_ctx(
     for h in &core.hooks.worker_init {
         h(&mut ctx);
     }
+    if rank == 1 {
+        run_event(&mut ctx, "core:worker-one-init");
+    }
     let _ = ready.send(Ok(()));
     Some(ctx)
+}
+
+/// Runs `event_route[name]` (when the routing has it) outside any SIP message, as Kamailio
+/// does for its start-up events.
+fn run_event(ctx: &mut Ctx, name: &str) {
+    let target = crate::engine::RouteTarget::Event(name);
+    if ctx.engine.as_ref().is_some_and(|e| e.exists(target)) {
+        ctx.route = vm::RouteKind::Event;
+        ctx.run_route(target);
+        ctx.route = vm::RouteKind::Request;
+    }
+}
+
+/// `event_route[htable:mod-init]`: once, before any worker serves (Kamailio runs it when the
+/// module initialises, before forking).
+fn startup_events(core: &'static Core, factory: &dyn EngineFactory) {
+    if !core.is_loaded("htable") {
+        return;
+    }
+    let mut ctx = Ctx::new(core, 0);
+    match factory.create(core, 0) {
+        Ok(e) => ctx.engine = Some(e),
+        Err(e) => {
+            crate::klog!(L_ERR, "core", "htable:mod-init not run: {e}");
+            return;
+        }
+    }
+    run_event(&mut ctx, "htable:mod-init");
 }
 
 /// Processes one message, containing any panic so the worker keeps serving.

@@ -113,21 +113,12 @@ fn handle(c: &mut Ctx) -> bool {
         );
         return false;
     }
-    let kemi = c
-        .core
-        .cfg
-        .cfgengine
-        .as_deref()
-        .is_some_and(|e| e != "native");
     c.route = RouteKind::Event;
-    let out = if kemi {
-        // KEMI: the function named by `event_callback`, if any.
-        match st.event_callback.clone() {
-            Some(cb) => c.run_route(RouteTarget::Event(&cb)),
-            None => return true,
-        }
-    } else {
-        c.run_route(RouteTarget::Event("xhttp:request"))
+    // The KEMI function named by `event_callback`, else the cfg's event_route (also beside
+    // a KEMI script: hybrid configs).
+    let out = match st.event_callback.clone() {
+        Some(cb) => c.run_route(RouteTarget::Event(&cb)),
+        None => c.run_route(RouteTarget::Event("xhttp:request")),
     };
     if out.missing {
         crate::klog!(
