@@ -202,6 +202,9 @@ pub fn forward_request(ctx: &mut Ctx, hop: &NextHop) -> Result<(), ForwardError>
     if let Some(e) = via1_received_edit(ctx) {
         extra.push(e);
     }
+    for h in &ctx.core.hooks.outbound_edits {
+        extra.extend(h(ctx, listener));
+    }
     let data = ctx.msg.serialize(&extra);
     if !run_onsend(ctx, &dst, listener.addr, &data) {
         crate::klog!(L_DBG, "core", "forward: dropped in onsend_route");

@@ -156,6 +156,7 @@ pub struct ModuleStates {
     pub pike: pike::PikeState,
     pub sqlops: sqlops::SqlopsState,
     pub xhttp: xhttp::XhttpState,
+    pub path: path::PathState,
     pub app_lua: crate::engine::KemiApp,
     pub app_python3: crate::engine::KemiApp,
     pub app_jsdt: crate::engine::KemiApp,
@@ -174,6 +175,9 @@ pub struct ModuleStates {
 #[derive(Default)]
 pub struct Hooks {
     /// Before `request_route` runs (tm resets its per-message state here).
+    /// Edits that depend on the socket a request leaves from (path's Path header), asked for
+    /// every copy of the request sent (stateless forward, each tm branch).
+    pub outbound_edits: Vec<fn(&Ctx, &crate::transport::Listener) -> Vec<crate::sip::Edit>>,
     /// An HTTP request (xhttp): true when a module handled it.
     pub http_request: Vec<fn(&mut Ctx) -> bool>,
     pub request_pre: Vec<fn(&mut Ctx)>,
@@ -330,6 +334,7 @@ pub mod kemix;
 pub mod kex;
 pub mod maxfwd;
 pub mod nathelper;
+pub mod path;
 pub mod permissions;
 pub mod pike;
 pub mod pv;
@@ -385,6 +390,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &textopsx::MODULE,
     &sqlops::MODULE,
     &xhttp::MODULE,
+    &path::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.

@@ -139,6 +139,18 @@ impl Edit {
         }
     }
 
+    /// An insertion that sorts as if recorded at `seq` (an edit whose text is only known when
+    /// the message is sent, placed where the script asked for it).
+    pub fn insert_at_seq(at: usize, data: Bytes, order: u8, seq: u32) -> Edit {
+        Edit {
+            start: at,
+            end: at,
+            data,
+            order,
+            seq,
+        }
+    }
+
     pub fn replace(start: usize, end: usize, data: Bytes) -> Edit {
         Edit {
             start,
@@ -773,6 +785,11 @@ impl SipMsg {
     // ---- changes ----
 
     /// Records an edit; it shows only when the message is serialized.
+    /// The sequence number the next recorded edit gets.
+    pub fn next_edit_seq(&self) -> u32 {
+        self.edit_seq
+    }
+
     pub fn add_edit(&mut self, mut e: Edit) {
         e.seq = self.edit_seq;
         self.edit_seq = self.edit_seq.wrapping_add(1);

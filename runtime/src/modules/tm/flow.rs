@@ -503,6 +503,9 @@ fn build_branch_msg(
         extra.push(Edit::insert(ctx.msg.headers_start(), Bytes::from(line), 9));
     }
     extra.extend(crate::modules::rr::outbound_edits(ctx, &listener));
+    for h in &ctx.core.hooks.outbound_edits {
+        extra.extend(h(ctx, &listener));
+    }
     let data = ctx.msg.serialize(&extra);
     if !forward::run_onsend(ctx, &dst, listener.addr, &data) {
         return Err(ForwardError::Send("dropped in onsend_route".into()));
