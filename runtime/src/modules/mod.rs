@@ -157,6 +157,7 @@ pub struct ModuleStates {
     pub sqlops: sqlops::SqlopsState,
     pub xhttp: xhttp::XhttpState,
     pub path: path::PathState,
+    pub uac: uac::UacState,
     pub app_lua: crate::engine::KemiApp,
     pub app_python3: crate::engine::KemiApp,
     pub app_jsdt: crate::engine::KemiApp,
@@ -349,6 +350,7 @@ pub mod textops;
 pub mod textopsx;
 pub mod tm;
 pub mod tmx;
+pub mod uac;
 pub mod usrloc;
 pub mod xhttp;
 pub mod xlog;
@@ -391,6 +393,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &sqlops::MODULE,
     &xhttp::MODULE,
     &path::MODULE,
+    &uac::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
