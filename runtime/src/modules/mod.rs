@@ -168,6 +168,7 @@ pub struct ModuleStates {
     pub nathelper: nathelper::NathelperState,
     pub rtpproxy: rtpproxy::RtpproxyState,
     pub permissions: permissions::PermissionsState,
+    pub dispatcher: dispatcher::DispatcherState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -324,6 +325,7 @@ pub mod cfgutils;
 pub mod core;
 pub mod corex;
 pub mod db_sqlite;
+pub mod dispatcher;
 pub mod htable;
 pub mod jsonrpcs;
 pub mod kemix;
@@ -385,6 +387,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &textopsx::MODULE,
     &sqlops::MODULE,
     &xhttp::MODULE,
+    &dispatcher::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
