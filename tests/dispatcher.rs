@@ -175,7 +175,48 @@ fn requests() -> Vec<Req> {
     v
 }
 
+/// An SQLite database in Kamailio's schema holding the rows of tests/data/dispatcher.list.
+fn create_db(path: &std::path::Path) {
+    use std::io::Write;
+    let standard = std::fs::read_to_string("/usr/share/kamailio/db_sqlite/standard-create.sql")
+        .expect("Kamailio's SQLite schema (kamailio-sqlite-modules)");
+    let schema = std::fs::read_to_string("/usr/share/kamailio/db_sqlite/dispatcher-create.sql")
+        .expect("dispatcher-create.sql");
+    let list = std::fs::read_to_string(root().join("tests/data/dispatcher.list")).expect("list");
+    let mut sql = format!("{standard}{schema}");
+    for line in list
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+    {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        sql.push_str(&format!(
+            "INSERT INTO dispatcher (setid, destination, flags, priority, attrs) VALUES ({}, '{}', {}, {}, '{}');\n",
+            f[0],
+            f[1],
+            f.get(2).unwrap_or(&"0"),
+            f.get(3).unwrap_or(&"0"),
+            f.get(4).unwrap_or(&""),
+        ));
+    }
+    let mut child = std::process::Command::new("sqlite3")
+        .arg(path)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("sqlite3");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(sql.as_bytes())
+        .expect("write schema");
+    assert!(child.wait().expect("sqlite3").success());
+}
+
 fn start(kamailio: bool) -> Server {
+    start_with(kamailio, None)
+}
+
+fn start_with(kamailio: bool, db: Option<&std::path::Path>) -> Server {
     let list = root().join("tests/data/dispatcher.list");
     let sock = std::env::temp_dir().join(format!(
         "ksr-ds-{}-{}-{}.sock",
@@ -186,15 +227,37 @@ fn start(kamailio: bool) -> Server {
     let d1 = format!("DSLIST=\"{}\"", list.display());
     let d2 = format!("RPCSOCK=\"{}\"", sock.display());
     let cfg = root().join("tests/data/dispatcher.cfg");
+    let mut defs = vec![d1, d2];
+    if let Some(db) = db {
+        defs.push(format!("DBURL=\"sqlite:///{}\"", db.display()));
+    }
+    let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
     if kamailio {
-        start_kamailio(&cfg, &[&d1, &d2])
+        start_kamailio(&cfg, &defs)
     } else {
-        start_ksr(&cfg, &[&d1, &d2])
+        start_ksr(&cfg, &defs)
     }
 }
 
 #[test]
 fn dispatcher_matches_kamailio() {
+    compare(None);
+}
+
+/// The same sets loaded from the `dispatcher` table instead of the list file.
+#[test]
+fn dispatcher_from_db_matches_kamailio() {
+    let dir = std::env::temp_dir().join(format!("ksr-dsdb-{}-{}", std::process::id(), free_port()));
+    let _ = std::fs::create_dir_all(&dir);
+    let kdb = dir.join("k.sqlite");
+    let odb = dir.join("o.sqlite");
+    create_db(&kdb);
+    create_db(&odb);
+    compare(Some((&kdb, &odb)));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn compare(db: Option<(&std::path::Path, &std::path::Path)>) {
     if !kamailio_available() {
         assert!(
             std::env::var("KSR_SKIP_ORACLE").is_ok(),
@@ -202,8 +265,8 @@ fn dispatcher_matches_kamailio() {
         );
         return;
     }
-    let k = start(true);
-    let ours = start(false);
+    let k = start_with(true, db.map(|d| d.0));
+    let ours = start_with(false, db.map(|d| d.1));
     let ck = client();
     let co = client();
     let mut diffs = Vec::new();
@@ -352,5 +415,126 @@ fn failover_with_ds_next_dst_and_t_relay() {
     if kamailio_available() {
         let (kf, kc) = failover_run(true);
         assert_eq!((kf, kc), (finals, counts));
+    }
+}
+
+/// A destination answering every request but ACK with `code` (or never, with 0) until
+/// `stop`; returns the request lines it saw.
+fn pinged(sock: UdpSocket, code: u16, stop: std::time::Instant) -> Vec<String> {
+    let _ = sock.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while std::time::Instant::now() < stop {
+        let Ok((len, from)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let req = String::from_utf8_lossy(&buf[..len]).into_owned();
+        seen.push(
+            req.lines()
+                .find(|l| l.starts_with("From:"))
+                .unwrap_or("")
+                .split(";tag")
+                .next()
+                .unwrap_or("")
+                .to_string(),
+        );
+        if code == 0 || req.starts_with("ACK ") {
+            continue;
+        }
+        let mut reply = format!("SIP/2.0 {code} OK\r\n");
+        for l in req.split("\r\n") {
+            let lower = l.to_ascii_lowercase();
+            if ["via:", "from:", "to:", "call-id:", "cseq:"]
+                .iter()
+                .any(|p| lower.starts_with(p))
+            {
+                reply.push_str(l);
+                reply.push_str("\r\n");
+            }
+        }
+        reply.push_str("Content-Length: 0\r\n\r\n");
+        let _ = sock.send_to(reply.as_bytes(), from);
+    }
+    seen
+}
+
+/// Where `ds_select_dst("1", "8")` points before and after the keepalives found the silent
+/// destination dead, and the From of the keepalives the live one got.
+fn probe_run(kamailio: bool) -> (String, String, Vec<String>) {
+    let dests: Vec<UdpSocket> = (0..2).map(|_| client()).collect();
+    let ports: Vec<u16> = dests
+        .iter()
+        .map(|d| d.local_addr().map(|a| a.port()).unwrap_or(0))
+        .collect();
+    let port = |i: usize| ports[i];
+    let dir = std::env::temp_dir().join(format!(
+        "ksr-dsp-{}-{}-{}",
+        std::process::id(),
+        kamailio,
+        free_port()
+    ));
+    let _ = std::fs::create_dir_all(&dir);
+    let list = dir.join("dispatcher.list");
+    std::fs::write(
+        &list,
+        format!(
+            "1 sip:127.0.0.1:{} 0 10\n1 sip:127.0.0.1:{} 0 5\n",
+            port(0),
+            port(1)
+        ),
+    )
+    .expect("write list");
+    let cfg = root().join("tests/data/dispatcher-probe.cfg");
+    let d = format!("DSLIST=\"{}\"", list.display());
+    let s = if kamailio {
+        start_kamailio(&cfg, &[&d])
+    } else {
+        start_ksr(&cfg, &[&d])
+    };
+    let stop = std::time::Instant::now() + std::time::Duration::from_secs(9);
+    let mut it = dests.into_iter();
+    let (silent, live) = (it.next().expect("dest"), it.next().expect("dest"));
+    let t_silent = std::thread::spawn(move || pinged(silent, 0, stop));
+    let t_live = std::thread::spawn(move || pinged(live, 200, stop));
+    let uac = client();
+    let ask = |i: usize| {
+        let m = request(
+            "INVITE",
+            &format!("sip:x@127.0.0.1:{}", s.port),
+            &uac,
+            &format!("dsp-{i}"),
+            "",
+        );
+        exchange(&s, &uac, &m)
+            .map(|r| status_line(&r).replace(&port(0).to_string(), "SILENT"))
+            .map(|r| r.replace(&port(1).to_string(), "LIVE"))
+            .unwrap_or_default()
+    };
+    let first = ask(0);
+    let mut last = first.clone();
+    // Bounded wait for the keepalive timeout to take the silent destination out.
+    for i in 1..60 {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        last = ask(i);
+        if last != first {
+            break;
+        }
+    }
+    drop(s);
+    let _ = t_silent.join();
+    let mut froms = t_live.join().unwrap_or_default();
+    froms.dedup();
+    let _ = std::fs::remove_dir_all(&dir);
+    (first, last, froms)
+}
+
+#[test]
+fn probing_takes_silent_destination_out() {
+    let got = probe_run(false);
+    assert_eq!(got.0, "SIP/2.0 200 du=sip:127.0.0.1:SILENT");
+    assert_eq!(got.1, "SIP/2.0 200 du=sip:127.0.0.1:LIVE");
+    assert_eq!(got.2, ["From: <sip:probe@ksr.test>"]);
+    if kamailio_available() {
+        assert_eq!(probe_run(true), got);
     }
 }

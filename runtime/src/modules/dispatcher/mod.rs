@@ -5,9 +5,11 @@
 //! matching the source address against the sets (`ds_is_from_list`).
 //!
 //! Not implemented: call-load (alg 10, needs dialog), latency (alg 13), `ds_select_routes`,
-//! probing (OPTIONS keepalives), event routes, `socket`/`sockname` attributes.
+//! event routes (`dispatcher:dst-down`/`dst-up`), `socket`/`sockname` attributes. Probing
+//! (`probe.rs`) sends keepalives without a transaction.
 
 pub mod list;
+pub mod probe;
 
 use super::core::actions::{arg_bytes, arg_int};
 use super::pv::xavp::{XVal, XavpList};
@@ -56,6 +58,9 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("ds_attrs_none"),
         ParamDef::int("reload_delta"),
         ParamDef::int("ds_ping_interval"),
+        ParamDef::str("ds_ping_method"),
+        ParamDef::str("ds_ping_from"),
+        ParamDef::str("ds_ping_reply_codes"),
     ],
     register,
     init: Some(init),
@@ -113,8 +118,12 @@ pub struct DispatcherState {
     load_mode: i64,
     reload_delta: i64,
     last_reload: AtomicI64,
-    /// Probing configured (`ds_ping_interval` > 0); not done by ksr (warned at start).
-    probing: bool,
+    /// `ds_ping_interval` (zero: no probing).
+    ping_interval: std::time::Duration,
+    ping_method: String,
+    ping_from: String,
+    ping_reply_codes: Vec<(bool, i32)>,
+    prober: probe::Prober,
     attrs_none: bool,
 }
 
@@ -141,7 +150,11 @@ impl Default for DispatcherState {
             load_mode: 0,
             reload_delta: 5,
             last_reload: AtomicI64::new(0),
-            probing: false,
+            ping_interval: std::time::Duration::ZERO,
+            ping_method: "OPTIONS".into(),
+            ping_from: "sip:dispatcher@localhost".into(),
+            ping_reply_codes: Vec::new(),
+            prober: probe::Prober::default(),
             attrs_none: false,
         }
     }
@@ -248,14 +261,14 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
     st.inactive_threshold = p.int("ds_inactive_threshold", 1) as i32;
     st.load_mode = p.int("ds_load_mode", 0);
     st.reload_delta = p.int("reload_delta", 5);
-    st.probing = p.int("ds_ping_interval", 0) > 0;
     st.attrs_none = p.int("ds_attrs_none", 0) != 0;
-    if st.probing {
-        crate::klog!(
-            L_WARN,
-            "dispatcher",
-            "ds_ping_interval is set but ksr does not probe destinations (no OPTIONS are sent)"
-        );
+    st.ping_interval = std::time::Duration::from_secs(p.int("ds_ping_interval", 0).max(0) as u64);
+    st.ping_method = p.str_or("ds_ping_method", "OPTIONS");
+    st.ping_from = p.str_or("ds_ping_from", "sip:dispatcher@localhost");
+    st.ping_reply_codes = probe::parse_reply_codes(&p.str_or("ds_ping_reply_codes", ""))
+        .map_err(|e| format!("dispatcher: {e}"))?;
+    if !st.ping_interval.is_zero() && !ictx.loaded.contains(&"tm") {
+        return Err("dispatcher: could not load the TM-functions - disable DS ping".into());
     }
     if let Some(h) = p.str("hash_pvar").filter(|s| !s.is_empty()) {
         st.hash_pvar =
@@ -769,6 +782,17 @@ pub fn parse_state(s: &[u8]) -> Option<i32> {
     Some(f)
 }
 
+/// Current state bits of `address` in `group`.
+fn state_of(core: &Core, group: i32, address: &[u8]) -> Option<i32> {
+    let lst = core.m.dispatcher.current();
+    let set = lst.find(group)?;
+    let i = set
+        .dests
+        .iter()
+        .position(|d| d.uri.eq_ignore_ascii_case(address))?;
+    set.rt().flags.get(i).copied()
+}
+
 /// Sets the state of `address` in `group` (Kamailio's `ds_update_state`): 0 done, -1 no
 /// such destination.
 fn update_state(core: &Core, group: i32, address: &[u8], mut state: i32) -> i32 {
@@ -1151,6 +1175,11 @@ fn reinit_state(core: &Core, group: i32, address: &[u8], state: i32) -> bool {
 // ------------------------------------------------------------------ registration
 
 fn register(r: &mut Registrar<'_>) {
+    r.hooks.reply_received.push(probe::on_reply);
+    r.hooks.threads.push(super::ThreadDef {
+        name: "ds-ping",
+        run: probe::thread,
+    });
     let rf = RouteMask::REQUEST.union(RouteMask::FAILURE);
     let any = RouteMask::ANY;
     let m = "dispatcher";
