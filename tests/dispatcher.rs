@@ -213,10 +213,10 @@ fn create_db(path: &std::path::Path) {
 }
 
 fn start(kamailio: bool) -> Server {
-    start_with(kamailio, None)
+    start_with(kamailio, None, false)
 }
 
-fn start_with(kamailio: bool, db: Option<&std::path::Path>) -> Server {
+fn start_with(kamailio: bool, db: Option<&std::path::Path>, use_default: bool) -> Server {
     let list = root().join("tests/data/dispatcher.list");
     let sock = std::env::temp_dir().join(format!(
         "ksr-ds-{}-{}-{}.sock",
@@ -231,6 +231,9 @@ fn start_with(kamailio: bool, db: Option<&std::path::Path>) -> Server {
     if let Some(db) = db {
         defs.push(format!("DBURL=\"sqlite:///{}\"", db.display()));
     }
+    if use_default {
+        defs.push("USEDEFAULT=1".into());
+    }
     let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
     if kamailio {
         start_kamailio(&cfg, &defs)
@@ -241,7 +244,13 @@ fn start_with(kamailio: bool, db: Option<&std::path::Path>) -> Server {
 
 #[test]
 fn dispatcher_matches_kamailio() {
-    compare(None);
+    compare(None, false);
+}
+
+/// `use_default`: the last destination of a set is only used when all others are out.
+#[test]
+fn use_default_matches_kamailio() {
+    compare(None, true);
 }
 
 /// The same sets loaded from the `dispatcher` table instead of the list file.
@@ -253,11 +262,11 @@ fn dispatcher_from_db_matches_kamailio() {
     let odb = dir.join("o.sqlite");
     create_db(&kdb);
     create_db(&odb);
-    compare(Some((&kdb, &odb)));
+    compare(Some((&kdb, &odb)), false);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-fn compare(db: Option<(&std::path::Path, &std::path::Path)>) {
+fn compare(db: Option<(&std::path::Path, &std::path::Path)>, use_default: bool) {
     if !kamailio_available() {
         assert!(
             std::env::var("KSR_SKIP_ORACLE").is_ok(),
@@ -265,8 +274,8 @@ fn compare(db: Option<(&std::path::Path, &std::path::Path)>) {
         );
         return;
     }
-    let k = start_with(true, db.map(|d| d.0));
-    let ours = start_with(false, db.map(|d| d.1));
+    let k = start_with(true, db.map(|d| d.0), use_default);
+    let ours = start_with(false, db.map(|d| d.1), use_default);
     let ck = client();
     let co = client();
     let mut diffs = Vec::new();
