@@ -266,6 +266,63 @@ fn dispatcher_from_db_matches_kamailio() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The same cases through KSR.dispatcher.* in Lua (tests/data/dispatcher.lua), on ksr and on
+/// Kamailio's app_lua.
+#[test]
+fn lua_kemi_matches_kamailio() {
+    if !kamailio_available()
+        || !std::path::Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so").exists()
+    {
+        assert!(
+            std::env::var("KSR_SKIP_ORACLE").is_ok(),
+            "kamailio is not installed (run .ci/run, or set KSR_SKIP_ORACLE=1)"
+        );
+        return;
+    }
+    let cfg = root().join("tests/data/dispatcher-lua.cfg");
+    let d1 = format!(
+        "DSLIST=\"{}\"",
+        root().join("tests/data/dispatcher.list").display()
+    );
+    let d2 = format!(
+        "LUA_SCRIPT=\"{}\"",
+        root().join("tests/data/dispatcher.lua").display()
+    );
+    let k = start_kamailio(&cfg, &[&d1, &d2]);
+    let ours = start_ksr(&cfg, &[&d1, &d2]);
+    let (ck, co) = (client(), client());
+    let mut diffs = Vec::new();
+    let reqs: Vec<Req> = requests()
+        .into_iter()
+        .filter(|r| r.case != "rpc" && r.case != "parallel")
+        .collect();
+    let mut selected = 0;
+    for r in &reqs {
+        let want = send(&k, &ck, r);
+        let got = send(&ours, &co, r);
+        if got.contains("rc=1 du=sip:") {
+            selected += 1;
+        }
+        if want != got {
+            diffs.push(format!(
+                "{} set={} alg={} {}:\n  kamailio: {want}\n  ksr:      {got}",
+                r.case,
+                r.set,
+                r.alg,
+                r.extra.trim()
+            ));
+        }
+    }
+    assert!(
+        diffs.is_empty(),
+        "{} of {} differ:\n{}",
+        diffs.len(),
+        reqs.len(),
+        diffs.join("\n")
+    );
+    assert!(selected > 200, "only {selected} selections");
+}
+
 fn compare(db: Option<(&std::path::Path, &std::path::Path)>, use_default: bool) {
     if !kamailio_available() {
         assert!(
@@ -280,9 +337,13 @@ fn compare(db: Option<(&std::path::Path, &std::path::Path)>, use_default: bool) 
     let co = client();
     let mut diffs = Vec::new();
     let reqs = requests();
+    let mut selected = 0;
     for r in &reqs {
         let want = send(&k, &ck, r);
         let got = send(&ours, &co, r);
+        if got.contains("rc=1 du=sip:") {
+            selected += 1;
+        }
         if want != got {
             diffs.push(format!(
                 "{} set={} alg={} cid={} {}:\n  kamailio: {want}\n  ksr:      {got}",
@@ -301,6 +362,7 @@ fn compare(db: Option<(&std::path::Path, &std::path::Path)>, use_default: bool) 
         reqs.len(),
         diffs.join("\n")
     );
+    assert!(selected > 200, "only {selected} selections");
 }
 
 #[test]
