@@ -202,20 +202,20 @@ fn check_loads_kemi_scripts() {
 #[test]
 fn missing_modules_are_named_with_the_fix() {
     let (ok, err) = check(
-        "loadmodule \"sl.so\"\nloadmodule \"dispatcher.so\"\nmodparam(\"dispatcher\", \"list_file\", \"/x\")\nmodparam(\"sl\", \"no_such_param\", 1)\nrequest_route {\n  ds_select_dst(\"1\", \"4\");\n  xlog(\"L_INFO\", \"x\\n\");\n  sl_send_reply(\"200\", \"ok\");\n}\n",
+        "loadmodule \"sl.so\"\nloadmodule \"lcr.so\"\nmodparam(\"lcr\", \"db_url\", \"/x\")\nmodparam(\"sl\", \"no_such_param\", 1)\nrequest_route {\n  load_gws(\"1\");\n  xlog(\"L_INFO\", \"x\\n\");\n  sl_send_reply(\"200\", \"ok\");\n}\n",
     );
     assert!(!ok);
     for want in [
-        "line 2, column 1-26: module 'dispatcher' is not available in ksr",
-        "line 3, column 1-41: modparam: module 'dispatcher' is not available in ksr",
+        "line 2, column 1-19: module 'lcr' is not available in ksr",
+        "line 3, column 1-31: modparam: module 'lcr' is not available in ksr",
         "line 4, column 1-34: modparam: module 'sl' has no parameter 'no_such_param'",
-        "line 6, column 3-25: unknown function 'ds_select_dst' (exported by Kamailio module 'dispatcher', which ksr does not provide yet)",
+        "line 6, column 3-15: unknown function 'load_gws' (exported by Kamailio module 'lcr', which ksr does not provide yet)",
         "line 7, column 3-23: unknown function 'xlog' (exported by module 'xlog', which is not loaded: add loadmodule \"xlog.so\")",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }
     // Each problem once, the routing block still checked after the module errors.
-    assert_eq!(err.matches("ds_select_dst").count(), 1, "{err}");
+    assert_eq!(err.matches("load_gws").count(), 1, "{err}");
     assert!(!err.contains("sl_send_reply"), "{err}");
 
     // Pseudo-variables name their module the same way.

@@ -162,6 +162,20 @@ pub static TABLES: &[Table] = &[
         indexes: &["CREATE INDEX IF NOT EXISTS trusted_peer_idx ON trusted (src_ip)"],
     },
     Table {
+        name: "dispatcher",
+        version: 4,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "setid" => "INTEGER DEFAULT 0 NOT NULL",
+            "destination" => "VARCHAR(192) DEFAULT '' NOT NULL",
+            "flags" => "INTEGER DEFAULT 0 NOT NULL",
+            "priority" => "INTEGER DEFAULT 0 NOT NULL",
+            "attrs" => "VARCHAR(128) DEFAULT '' NOT NULL",
+            "description" => "VARCHAR(64) DEFAULT '' NOT NULL",
+        ],
+        indexes: &[],
+    },
+    Table {
         name: "htable",
         version: 2,
         columns: cols![

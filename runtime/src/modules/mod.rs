@@ -170,6 +170,7 @@ pub struct ModuleStates {
     pub nathelper: nathelper::NathelperState,
     pub rtpproxy: rtpproxy::RtpproxyState,
     pub permissions: permissions::PermissionsState,
+    pub dispatcher: dispatcher::DispatcherState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -329,6 +330,7 @@ pub mod cfgutils;
 pub mod core;
 pub mod corex;
 pub mod db_sqlite;
+pub mod dispatcher;
 pub mod htable;
 pub mod jsonrpcs;
 pub mod kemix;
@@ -394,6 +396,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &xhttp::MODULE,
     &path::MODULE,
     &uac::MODULE,
+    &dispatcher::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
