@@ -5,7 +5,7 @@
 mod common;
 use common::*;
 
-const CASES: &[&str] = &["su", "tx", "kx"];
+const CASES: &[&str] = &["su", "tx", "kx", "cu"];
 
 fn ask(s: &Server, case: &str) -> String {
     let c = client();
