@@ -33,9 +33,26 @@ pub fn level() -> i32 {
     DEBUG_LEVEL.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// kex `setdebug`: this worker's own level, overriding the global one until `resetdebug`
+    /// (Kamailio's per-process local debug level).
+    static LOCAL_LEVEL: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+pub fn set_local_level(level: Option<i32>) {
+    LOCAL_LEVEL.with(|l| l.set(level));
+}
+
+/// The level in force for this thread: its local one, else the global.
+pub fn effective_level() -> i32 {
+    LOCAL_LEVEL
+        .with(|l| l.get())
+        .unwrap_or_else(|| DEBUG_LEVEL.load(Ordering::Relaxed))
+}
+
 #[inline]
 pub fn enabled(level: i32) -> bool {
-    level <= DEBUG_LEVEL.load(Ordering::Relaxed)
+    level <= effective_level()
 }
 
 /// The name Kamailio prints for a level.

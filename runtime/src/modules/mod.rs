@@ -149,6 +149,7 @@ pub struct ModuleStates {
     pub maxfwd: maxfwd::MaxfwdState,
     pub sanity: sanity::SanityState,
     pub cfgutils: cfgutils::CfgutilsState,
+    pub siputils: siputils::SiputilsState,
     pub htable: htable::HtableState,
     pub sl: sl::SlState,
     pub acc: acc::AccState,

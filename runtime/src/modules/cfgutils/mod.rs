@@ -1,5 +1,5 @@
 //! Kamailio's `cfgutils` module: random events, sleeping, global flags, keyed locks shared by
-//! every worker, `$RANDOM`.
+//! every worker, `core_hash`, `$RANDOM`.
 
 use super::core::actions::{arg_bytes, arg_int, b};
 use super::{ModuleDef, ParamDef, Registrar};
@@ -132,6 +132,18 @@ fn register(r: &mut Registrar<'_>) {
     r.native("is_gflag", &[I], RouteMask::ANY, |c, a| {
         gflag(c, arg_int(a, 0), 2)
     });
+    r.kemi("cfgutils", "core_hash", &[S, S, I], RetType::Int, |_, a| {
+        // The bucket index (1-based, so never the 0 that would stop a native script) in a
+        // table of 2^size slots (2 slots when size <= 0).
+        let size = match arg_int(a, 2) {
+            n if n <= 0 => 2,
+            n => 1u32 << n.min(31),
+        };
+        let s2 = arg_bytes(a, 1);
+        let h = core_hash(&arg_bytes(a, 0), (!s2.is_empty()).then_some(&s2[..]), size);
+        Value::Int(h as i64 + 1)
+    })
+    .native("core_hash", RouteMask::ANY);
     r.kemi("cfgutils", "lock", &[S], RetType::Int, |c, a| {
         lock(c, &arg_bytes(a, 0), 0)
     })
@@ -144,6 +156,27 @@ fn register(r: &mut Registrar<'_>) {
         lock(c, &arg_bytes(a, 0), 2)
     })
     .native("trylock", RouteMask::ANY);
+}
+
+/// Kamailio's core string hash (the one its hash tables use), masked to `size` buckets.
+fn core_hash(s1: &[u8], s2: Option<&[u8]>, size: u32) -> u32 {
+    let mut h: u32 = 0;
+    for s in std::iter::once(s1).chain(s2) {
+        let mut chunks = s.chunks_exact(4);
+        for c in &mut chunks {
+            let v = u32::from_be_bytes([c[0], c[1], c[2], c[3]]);
+            h = h.wrapping_add(v ^ (v >> 3));
+        }
+        let v = chunks
+            .remainder()
+            .iter()
+            .fold(0u32, |v, &x| (v << 8) + u32::from(x));
+        h = h.wrapping_add(v ^ (v >> 3));
+    }
+    h = h
+        .wrapping_add(h >> 11)
+        .wrapping_add((h >> 13).wrapping_add(h >> 23));
+    if size == 0 { h } else { h & (size - 1) }
 }
 
 /// `set_gflag(1)` etc.: the argument is a bit mask, as in Kamailio.
@@ -192,5 +225,20 @@ fn lock(c: &mut Ctx, key: &[u8], op: u8) -> Value {
             Value::Int(1)
         }
         _ => b(m.try_lock()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::core_hash;
+
+    #[test]
+    fn hash_masks_to_size() {
+        assert!(core_hash(b"alice@example.com", None, 16) < 16);
+        assert_eq!(core_hash(b"", None, 0), 0);
+        assert_eq!(
+            core_hash(b"ab", Some(b"cd"), 0),
+            core_hash(b"ab", Some(b"cd"), 0)
+        );
     }
 }

@@ -1,11 +1,12 @@
-//! Kamailio's `kex` module: `pv_printf`, `avp_printf`, `is_myself`, `is_myhost`. (The flag
+//! Kamailio's `kex` module: `pv_printf`, `avp_printf`, `is_myself`, `is_myhost`,
+//! `setdebug`/`resetdebug`. (The flag
 //! and destination-URI functions kex also exports are core actions in ksr and available
 //! without loading it.)
 
-use super::core::actions::{arg_bytes, b, uri_is_myself};
+use super::core::actions::{arg_bytes, arg_int, b, uri_is_myself};
 use super::{ModuleDef, Registrar};
 use crate::ctx::Ctx;
-use vm::ksr::ParamType::Str as S;
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -33,6 +34,16 @@ fn register(r: &mut Registrar<'_>) {
         };
         b(c.core.is_myself(&host, None, None))
     });
+    r.kemi("kex", "setdebug", &[I], RetType::Int, |_, a| {
+        crate::log::set_local_level(Some(arg_int(a, 0) as i32));
+        Value::Int(1)
+    })
+    .native("setdebug", RouteMask::ANY);
+    r.kemi("kex", "resetdebug", &[], RetType::Int, |_, _| {
+        crate::log::set_local_level(None);
+        Value::Int(1)
+    })
+    .native("resetdebug", RouteMask::ANY);
 }
 
 /// `pv_printf("$var(x)", "text $ru")`: the second argument arrives already formatted; the

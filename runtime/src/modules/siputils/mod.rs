@@ -9,6 +9,9 @@ use bytes::Bytes;
 use vm::ksr::{ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
+mod more;
+pub use more::SiputilsState;
+
 pub static MODULE: ModuleDef = ModuleDef {
     name: "siputils",
     params: &[
@@ -22,7 +25,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("e164_max_len"),
     ],
     register,
-    init: None,
+    init: Some(more::init),
     notice: None,
 };
 
@@ -84,9 +87,7 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("is_uri_user_e164", RouteMask::ANY);
     r.kemi("siputils", "is_tel_number", &[S], RetType::Int, |_, a| {
-        let s = arg_bytes(a, 0);
-        let d = s.strip_prefix(b"+").unwrap_or(&s);
-        b(!d.is_empty() && d.iter().all(u8::is_ascii_digit))
+        Value::Int(is_tel_number(&arg_bytes(a, 0)))
     })
     .native("is_tel_number", RouteMask::ANY);
     r.kemi("siputils", "is_numeric", &[S], RetType::Int, |_, a| {
@@ -107,6 +108,24 @@ fn register(r: &mut Registrar<'_>) {
         cmp_uri(&arg_bytes(a, 0), &arg_bytes(a, 1), true)
     })
     .native("cmp_aor", RouteMask::ANY);
+    more::register(r);
+}
+
+/// An optional `+` with a first digit 1-9, then digits only; -2 otherwise (Kamailio's code).
+fn is_tel_number(s: &[u8]) -> i64 {
+    let digits = match s.strip_prefix(b"+") {
+        Some(d) => {
+            if !matches!(d.first(), Some(b'1'..=b'9')) {
+                return -2;
+            }
+            d
+        }
+        None => s,
+    };
+    if s.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return -2;
+    }
+    1
 }
 
 /// `+` followed by 2 to 15 digits.

@@ -1,7 +1,7 @@
 //! Kamailio's `textops` module: searching, adding and removing headers, body checks and
 //! string comparisons.
 
-use super::core::actions::{arg_bytes, b, current_method, is_method_list};
+use super::core::actions::{arg_bytes, arg_int, b, current_method, is_method_list};
 use super::core::hdr::{name_matches, remove_named, with_crlf};
 use super::{ModuleDef, Registrar};
 use crate::ctx::Ctx;
@@ -10,7 +10,7 @@ use crate::sip::HdrKind;
 use bytes::Bytes;
 use std::cell::RefCell;
 use std::collections::HashMap;
-use vm::ksr::{ParamHint, ParamType::Str as S, RetType};
+use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -83,6 +83,45 @@ fn register(r: &mut Registrar<'_>) {
         Value::Int(remove_named(c, &arg_bytes(a, 0)))
     })
     .native("remove_hf", RouteMask::ANY);
+    // The `_pv` variants differ from the plain ones only in taking a variable in Kamailio;
+    // here every string argument may hold variables.
+    r.native("is_present_hf_pv", &[S], RouteMask::ANY, |c, a| {
+        let n = arg_bytes(a, 0);
+        b(c.msg.headers().iter().any(|h| name_matches(h, &n)))
+    });
+    r.native("remove_hf_pv", &[S], RouteMask::ANY, |c, a| {
+        Value::Int(remove_named(c, &arg_bytes(a, 0)))
+    });
+    r.kemi("textops", "remove_hf_idx", &[S, I], RetType::Int, |c, a| {
+        remove_hf_idx(c, &arg_bytes(a, 0), arg_int(a, 1))
+    })
+    .native("remove_hf_idx", RouteMask::ANY);
+    r.kemi("textops", "str_find", &[S, S], RetType::Int, |_, a| {
+        str_find(&arg_bytes(a, 0), &arg_bytes(a, 1), false)
+    })
+    .native("str_find", RouteMask::ANY);
+    r.kemi("textops", "str_ifind", &[S, S], RetType::Int, |_, a| {
+        str_find(&arg_bytes(a, 0), &arg_bytes(a, 1), true)
+    })
+    .native("str_ifind", RouteMask::ANY);
+    r.kemi("textops", "str_any_in", &[S, S], RetType::Int, |_, a| {
+        let (t, l) = (arg_bytes(a, 0), arg_bytes(a, 1));
+        b(!t.is_empty() && !l.is_empty() && t.iter().any(|x| l.contains(x)))
+    })
+    .native("str_any_in", RouteMask::ANY);
+    r.kemi("textops", "str_all_in", &[S, S], RetType::Int, |_, a| {
+        let (t, l) = (arg_bytes(a, 0), arg_bytes(a, 1));
+        b(!t.is_empty() && !l.is_empty() && l.iter().all(|x| t.contains(x)))
+    })
+    .native("str_all_in", RouteMask::ANY);
+    r.kemi(
+        "textops",
+        "in_list_prefix",
+        &[S, S, S],
+        RetType::Int,
+        |_, a| in_list_prefix(&arg_bytes(a, 0), &arg_bytes(a, 1), &arg_bytes(a, 2)),
+    )
+    .native("in_list_prefix", RouteMask::ANY);
     r.kemi("textops", "remove_hf_re", &[S], RetType::Int, remove_hf_re)
         .native("remove_hf_re", RouteMask::ANY)
         .hints(&[Re]);
@@ -218,6 +257,75 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("search_str", RouteMask::ANY)
     .hints(&[ParamHint::Plain, Re]);
+}
+
+/// Removes the header at `idx` among those with this name (negative counts from the end):
+/// 1 removed, 2 no such index.
+fn remove_hf_idx(c: &mut Ctx, name: &[u8], idx: i64) -> Value {
+    let found: Vec<usize> = c
+        .msg
+        .headers()
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| name_matches(h, name))
+        .map(|(i, _)| i)
+        .collect();
+    let pos = if idx >= 0 {
+        idx
+    } else {
+        found.len() as i64 + idx
+    };
+    if pos < 0 {
+        // Kamailio: a negative index before the first header removes nothing.
+        return Value::Int(1);
+    }
+    match found.get(pos as usize) {
+        Some(&i) => {
+            c.msg.remove_header(i);
+            Value::Int(1)
+        }
+        None => Value::Int(2),
+    }
+}
+
+/// Position (from 1) of `needle` in `txt`, -1 when absent.
+fn str_find(txt: &[u8], needle: &[u8], icase: bool) -> Value {
+    if needle.len() > txt.len() {
+        return Value::Int(-1);
+    }
+    let hit = (0..=txt.len() - needle.len()).find(|&i| {
+        let w = &txt[i..i + needle.len()];
+        if icase {
+            w.eq_ignore_ascii_case(needle)
+        } else {
+            w == needle
+        }
+    });
+    match hit {
+        Some(i) => Value::Int(i as i64 + 1),
+        None => Value::Int(-1),
+    }
+}
+
+/// True when one element of the `sep`-separated list (blanks trimmed) is a prefix of
+/// `subject`.
+fn in_list_prefix(subject: &[u8], list: &[u8], sep: &[u8]) -> Value {
+    let Some(&sep) = sep.first() else {
+        return Value::Int(-1);
+    };
+    if subject.is_empty() || list.is_empty() {
+        return Value::Int(-1);
+    }
+    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\r' | b'\n');
+    for item in list.split(|&x| x == sep) {
+        let start = item.iter().position(|c| !ws(c)).unwrap_or(item.len());
+        let end = item.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+        let item = &item[start..end.max(start)];
+        if !item.is_empty() && subject.starts_with(item) {
+            return Value::Int(1);
+        }
+    }
+    Value::Int(-1)
 }
 
 fn search(c: &mut Ctx, a: &[Value]) -> Value {
@@ -460,4 +568,21 @@ fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
     c.msg.set_body(body);
     let _ = current_method(c);
     Value::Int(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_and_prefix() {
+        assert_eq!(str_find(b"abcabc", b"ca", false), Value::Int(3));
+        assert_eq!(str_find(b"abc", b"B", true), Value::Int(2));
+        assert_eq!(str_find(b"abc", b"abcd", false), Value::Int(-1));
+        assert_eq!(
+            in_list_prefix(b"+4930", b" 49, +49 ,x", b","),
+            Value::Int(1)
+        );
+        assert_eq!(in_list_prefix(b"4930", b"+49,x", b","), Value::Int(-1));
+    }
 }
