@@ -291,6 +291,42 @@ fn parallel_fork(s: &Server) {
     assert!(is_status(500)(&r), "{}: {r}", s.name);
 }
 
+/// A 6xx on one branch cancels the other pending branches and wins; after
+/// `t_set_disable_6xx(1)` the other branches keep running and the 6xx still wins by
+/// priority once all are final.
+fn six_xx_flow(s: &Server) {
+    for disabled in [false, true] {
+        let (uac, uas1, uas2) = (client(), client(), client());
+        let callid = format!("6xx-{disabled}-{}", s.name);
+        let mut extra = format!("X-Fork: sip:dave@127.0.0.1:{}\r\n", port(&uas2));
+        if disabled {
+            extra.push_str("X-No6xx: 1\r\n");
+        }
+        send(&uac, s.port, &invite(&uac, &callid, &uas1, &extra));
+        let a = recv_until(&uas1, 2000, is_method("INVITE")).expect("branch 0");
+        let b = recv_until(&uas2, 2000, is_method("INVITE")).expect("branch 1");
+        answer(&uas2, s, &b, 180, "Ringing");
+        recv_until(&uac, 2000, is_status(180)).expect("180");
+        answer(&uas1, s, &a, 603, "Decline");
+        recv_until(&uas1, 2000, is_method("ACK")).expect("ACK for 603");
+        if disabled {
+            assert!(
+                recv_until(&uas2, 400, is_method("CANCEL")).is_none(),
+                "{}: CANCEL sent although 6xx handling is disabled",
+                s.name
+            );
+            answer(&uas2, s, &b, 486, "Busy Here");
+        } else {
+            let c = recv_until(&uas2, 2000, is_method("CANCEL")).expect("CANCEL after 6xx");
+            answer(&uas2, s, &c, 200, "OK");
+            answer(&uas2, s, &b, 487, "Request Terminated");
+        }
+        recv_until(&uas2, 2000, is_method("ACK")).expect("ACK branch 1");
+        let r = recv_until(&uac, 2000, |m| !is_status(100)(m)).expect("final reply");
+        assert!(is_status(603)(&r), "{} disabled={disabled}: {r}", s.name);
+    }
+}
+
 fn cancel_flow(s: &Server) {
     let (uac, uas) = (client(), client());
     let callid = format!("cancel-{}", s.name);
@@ -512,6 +548,7 @@ fn stateful_proxy_flows_on_ksr_and_kamailio() {
         call_flow(&s);
         serial_fork(&s);
         parallel_fork(&s);
+        six_xx_flow(&s);
         cancel_flow(&s);
         retransmission_flow(&s);
         timeout_flow(&s);

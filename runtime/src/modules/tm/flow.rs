@@ -105,6 +105,8 @@ pub fn newtran(ctx: &mut Ctx) -> i32 {
         reply_retr: cfg.t1,
         reply_retr_count: 0,
         auto_inv_100: ctx.tm.auto_inv_100.unwrap_or(cfg.auto_inv_100),
+        disable_6xx: ctx.tm.disable_6xx.unwrap_or(cfg.disable_6xx),
+        got_6xx: false,
         completed: false,
     };
     match st(ctx).insert(key, make) {
@@ -213,6 +215,9 @@ pub fn relay(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
         }
         if let Some(a) = ctx.tm.auto_inv_100 {
             tx.auto_inv_100 = a;
+        }
+        if let Some(d) = ctx.tm.disable_6xx {
+            tx.disable_6xx = d;
         }
         tx.is_invite() && tx.auto_inv_100 && tx.uas_status < 100
     };
@@ -721,7 +726,7 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
             relay = (200..300).contains(&code);
         } else if code < 200 {
             let fr_inv = tx.fr_inv;
-            let cancel_now = tx_canceled_or_final(&tx);
+            let cancel_now = tx_canceled_or_final(&tx) || tx.got_6xx;
             let txid = tx.id;
             let uas_status = tx.uas_status;
             let Some(b) = tx.branches.get_mut(idx) else {
@@ -762,6 +767,17 @@ pub fn on_reply(ctx: &mut Ctx) -> bool {
                 }
                 b.reply = Some(ctx.msg.clone());
                 done = true;
+                // A 6xx ends the search (RFC 3261 16.7.10): the other pending branches
+                // are cancelled, the first time only.
+                if invite
+                    && (600..700).contains(&code)
+                    && !tx.disable_6xx
+                    && !tx.got_6xx
+                    && tx.branches.iter().any(|b| !b.is_final && !b.dropped)
+                {
+                    tx.got_6xx = true;
+                    outs.extend(cancel_pending(&mut tx));
+                }
             } else {
                 relay = true;
                 let first_2xx = tx.uas_status < 200;
@@ -882,6 +898,7 @@ pub fn complete(ctx: &mut Ctx, t: &TxRef) {
             let Some(best) = tx.pick_branch(st(ctx).cfg.faked_reply_prio) else {
                 return;
             };
+            tx.got_6xx = false;
             let on_failure = tx.on_failure.take();
             if on_failure.is_some() {
                 tx.in_failure = true;

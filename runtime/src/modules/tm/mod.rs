@@ -49,6 +49,8 @@ pub struct TmCtx {
     /// `t_set_fr(fr_inv, fr)` in ms (0 = module default).
     pub fr: Option<(u32, u32)>,
     pub auto_inv_100: Option<bool>,
+    /// `t_set_disable_6xx` before the transaction exists.
+    pub disable_6xx: Option<bool>,
     /// `$T_branch_idx`.
     pub branch_idx: i32,
     /// `$T_reply_code` / `$T_reply_reason` in failure_route.
@@ -77,6 +79,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("faked_reply_prio"),
         ParamDef::int("remap_503_500"),
         ParamDef::int("restart_fr_on_each_reply"),
+        ParamDef::int("disable_6xx_block"),
         ParamDef::str("contacts_avp"),
         ParamDef::str("contact_flows_avp"),
     ],
@@ -111,6 +114,7 @@ fn init(i: &mut super::InitCtx<'_>) -> Result<(), String> {
     cfg.restart_fr_on_each_reply = p.int("restart_fr_on_each_reply", 1) != 0;
     cfg.faked_reply_prio = p.int("faked_reply_prio", 0) as i32;
     cfg.remap_503_500 = p.int("remap_503_500", 1) != 0;
+    cfg.disable_6xx = p.int("disable_6xx_block", 0) != 0;
     cfg.contacts_avp = p
         .str("contacts_avp")
         .filter(|s| !s.is_empty())
@@ -430,6 +434,15 @@ fn register(r: &mut Registrar<'_>) {
         Value::Int(1)
     })
     .native("t_set_auto_inv_100", RQ);
+    r.kemi("tm", "t_set_disable_6xx", &[I], RetType::Int, |c, a| {
+        let on = arg_int(a, 0) != 0;
+        match c.tm.t.clone() {
+            Some(t) => t.lock().disable_6xx = on,
+            None => c.tm.disable_6xx = Some(on),
+        }
+        Value::Int(1)
+    })
+    .native("t_set_disable_6xx", RQ_F_R_B);
 
     r.kemi("tm", "t_check_status", &[S], RetType::Int, |c, a| {
         t_check_status(c, &arg_bytes(a, 0))

@@ -37,6 +37,8 @@ pub struct TmCfg {
     pub auto_inv_100: bool,
     pub auto_inv_100_reason: Bytes,
     pub remap_503_500: bool,
+    /// `disable_6xx_block`: 6xx replies do not cancel the other branches by default.
+    pub disable_6xx: bool,
     pub failure_reply_mode: i64,
     pub faked_reply_prio: i32,
     pub restart_fr_on_each_reply: bool,
@@ -56,6 +58,7 @@ impl Default for TmCfg {
             auto_inv_100: true,
             auto_inv_100_reason: Bytes::from_static(b"trying -- your call is important to us"),
             remap_503_500: true,
+            disable_6xx: false,
             failure_reply_mode: 3,
             faked_reply_prio: 0,
             restart_fr_on_each_reply: true,
@@ -218,6 +221,11 @@ pub struct Tx {
     pub reply_retr: Duration,
     pub reply_retr_count: u32,
     pub auto_inv_100: bool,
+    /// `t_set_disable_6xx(1)`: a 6xx is a negative reply like any other.
+    pub disable_6xx: bool,
+    /// A 6xx arrived while branches were pending: they are being cancelled (Kamailio's
+    /// `T_6xx`; cleared once every branch is final so failure_route may fork again).
+    pub got_6xx: bool,
     /// Completion hooks already ran.
     pub completed: bool,
 }
