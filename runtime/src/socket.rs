@@ -120,16 +120,57 @@ fn host_addresses(host: &str) -> Result<Vec<IpAddr>, String> {
 #[derive(Clone, Debug, Default)]
 pub struct Myself {
     /// Listen addresses (and advertised names) with their port and protocol.
-    sockets: Vec<(String, u16, Proto)>,
-    /// `alias=` entries: host (lower case), optional port (None: any), optional proto.
-    aliases: Vec<(String, Option<u16>, Option<Proto>)>,
+    sockets: Vec<(HostKey, u16, Proto)>,
+    /// `alias=` entries: host, optional port (None: any), optional proto.
+    aliases: Vec<(HostKey, Option<u16>, Option<Proto>)>,
 }
 
-fn canon_host(h: &str) -> String {
-    let h = h.trim_start_matches('[').trim_end_matches(']');
-    match h.parse::<IpAddr>() {
-        Ok(ip) => ip.to_string(),
-        Err(_) => h.to_ascii_lowercase(),
+/// A host in canonical form. Addresses are kept parsed so a check compares `IpAddr`s instead
+/// of formatting the candidate host into a new string on every message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum HostKey {
+    Ip(IpAddr),
+    /// Lower case.
+    Name(String),
+}
+
+impl HostKey {
+    fn new(h: &str) -> HostKey {
+        match parse_ip(h) {
+            Some(ip) => HostKey::Ip(ip),
+            None => HostKey::Name(unbracket(h).to_ascii_lowercase()),
+        }
+    }
+}
+
+fn unbracket(h: &str) -> &str {
+    h.trim_start_matches('[').trim_end_matches(']')
+}
+
+fn parse_ip(h: &str) -> Option<IpAddr> {
+    unbracket(h).parse::<IpAddr>().ok()
+}
+
+/// A host taken from a message, ready to be compared without allocating.
+enum Candidate<'a> {
+    Ip(IpAddr),
+    Name(&'a str),
+}
+
+impl<'a> Candidate<'a> {
+    fn new(h: &'a str) -> Candidate<'a> {
+        match parse_ip(h) {
+            Some(ip) => Candidate::Ip(ip),
+            None => Candidate::Name(unbracket(h)),
+        }
+    }
+
+    fn is(&self, key: &HostKey) -> bool {
+        match (self, key) {
+            (Candidate::Ip(a), HostKey::Ip(b)) => a == b,
+            (Candidate::Name(a), HostKey::Name(b)) => a.eq_ignore_ascii_case(b),
+            _ => false,
+        }
     }
 }
 
@@ -138,17 +179,17 @@ impl Myself {
         let mut m = Myself::default();
         for l in listeners {
             m.sockets
-                .push((l.addr.ip().to_string(), l.addr.port(), l.proto));
+                .push((HostKey::Ip(l.addr.ip()), l.addr.port(), l.proto));
             if let Some((h, p)) = &l.advertise
                 && !h.is_empty()
             {
                 let port = if *p == 0 { l.addr.port() } else { *p };
-                m.sockets.push((canon_host(h), port, l.proto));
+                m.sockets.push((HostKey::new(h), port, l.proto));
             }
         }
         for a in &cfg.aliases {
             m.aliases.push((
-                canon_host(&a.host),
+                HostKey::new(&a.host),
                 a.port,
                 a.proto.as_deref().and_then(Proto::parse),
             ));
@@ -158,9 +199,10 @@ impl Myself {
         {
             // Kamailio adds the names its listen addresses resolve back to; the local host
             // name is the one that matters in practice.
-            for (_, port, proto) in m.sockets.clone() {
+            let sockets: Vec<(u16, Proto)> = m.sockets.iter().map(|s| (s.1, s.2)).collect();
+            for (port, proto) in sockets {
                 m.aliases
-                    .push((name.to_ascii_lowercase(), Some(port), Some(proto)));
+                    .push((HostKey::new(&name), Some(port), Some(proto)));
             }
         }
         m
@@ -168,7 +210,7 @@ impl Myself {
 
     /// Adds an alias at run time (`KSR.corex.add_alias`, `alias=` from RPC...).
     pub fn add_alias(&mut self, host: &str, port: Option<u16>, proto: Option<Proto>) {
-        self.aliases.push((canon_host(host), port, proto));
+        self.aliases.push((HostKey::new(host), port, proto));
     }
 
     /// True when `host:port` (port 0/None = the default 5060) over `proto` (None = any) is
@@ -177,7 +219,7 @@ impl Myself {
         let Ok(host) = std::str::from_utf8(host) else {
             return false;
         };
-        let host = canon_host(host);
+        let host = Candidate::new(host);
         let port = match port {
             None | Some(0) => 5060,
             Some(p) => p,
@@ -185,9 +227,9 @@ impl Myself {
         let proto_ok = |p: Proto| proto.is_none_or(|want| want == p);
         self.sockets
             .iter()
-            .any(|(h, p, pr)| *h == host && *p == port && proto_ok(*pr))
+            .any(|(h, p, pr)| *p == port && proto_ok(*pr) && host.is(h))
             || self.aliases.iter().any(|(h, p, pr)| {
-                *h == host && p.is_none_or(|p| p == port) && pr.is_none_or(proto_ok)
+                p.is_none_or(|p| p == port) && pr.is_none_or(proto_ok) && host.is(h)
             })
     }
 
@@ -197,21 +239,20 @@ impl Myself {
         let Ok(host) = std::str::from_utf8(host) else {
             return false;
         };
-        let host = canon_host(host);
+        let host = Candidate::new(host);
         let proto_ok = |p: Proto| proto.is_none_or(|want| want == p);
         self.sockets
             .iter()
-            .any(|(h, _, pr)| *h == host && proto_ok(*pr))
+            .any(|(h, _, pr)| proto_ok(*pr) && host.is(h))
             || self
                 .aliases
                 .iter()
-                .any(|(h, _, pr)| *h == host && pr.is_none_or(proto_ok))
+                .any(|(h, _, pr)| pr.is_none_or(proto_ok) && host.is(h))
     }
 
     /// True when `ip` is one of our listen addresses (any port), for `src_ip == myself`.
     pub fn check_ip(&self, ip: IpAddr) -> bool {
-        let s = ip.to_string();
-        self.sockets.iter().any(|(h, _, _)| *h == s)
+        self.sockets.iter().any(|(h, _, _)| *h == HostKey::Ip(ip))
     }
 }
 
@@ -290,5 +331,28 @@ mod tests {
         assert!(m.check(b"example.com", Some(1234), None));
         assert!(!m.check(b"other.com", Some(5070), None));
         assert!(m.check_ip("127.0.0.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn myself_compares_addresses_not_spellings() {
+        let cfg = CoreConfig {
+            listen: vec![spec(Some("udp"), "::1", Some(5070))],
+            aliases: vec![Alias {
+                host: "10.0.0.1".into(),
+                port: Some(5080),
+                proto: None,
+            }],
+            auto_aliases: false,
+            ..CoreConfig::default()
+        };
+        let l = resolve_listeners(&cfg).unwrap();
+        let m = Myself::new(&l, &cfg);
+        assert!(m.check(b"[::1]", Some(5070), None));
+        assert!(m.check(b"[0:0:0:0:0:0:0:1]", Some(5070), None));
+        assert!(m.check_any_port(b"::1", Some(Proto::Udp)));
+        assert!(m.check(b"10.0.0.1", Some(5080), None));
+        assert!(!m.check(b"10.0.0.1", Some(5081), None));
+        assert!(!m.check(b"10.0.0.10", Some(5080), None));
+        assert!(!m.check_any_port(b"\xff", None));
     }
 }

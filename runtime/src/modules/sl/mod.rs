@@ -162,25 +162,40 @@ pub fn freply(c: &mut Ctx, code: u16, reason: &[u8]) -> i32 {
 /// The To tag of a local reply: a per-process prefix and a hash of what identifies the
 /// request, so a retransmission gets the same tag.
 pub fn to_tag(c: &Ctx) -> String {
+    // Hashes the raw header values (no From/To parsing, no Bytes clones): a retransmission
+    // repeats them byte for byte, which is all the tag has to be stable against.
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    c.msg.callid().hash(&mut h);
+    c.msg.callid().map(|v| &v[..]).hash(&mut h);
     c.msg
-        .from()
-        .ok()
-        .and_then(|f| f.tag().cloned())
+        .header(crate::sip::HdrKind::From)
+        .map(|x| &x.value[..])
         .hash(&mut h);
     c.msg
         .header(crate::sip::HdrKind::CSeq)
-        .map(|x| x.value.clone())
+        .map(|x| &x.value[..])
         .hash(&mut h);
     c.msg
         .via1()
         .ok()
-        .and_then(|v| v.branch().cloned())
+        .and_then(|v| v.branch())
+        .map(|b| &b[..])
         .hash(&mut h);
     let mut p = std::collections::hash_map::DefaultHasher::new();
     c.core.listeners.first().map(|l| l.addr).hash(&mut p);
-    format!("{:016x}-{:08x}", p.finish(), h.finish() as u32)
+    let mut tag = String::with_capacity(25);
+    push_hex(&mut tag, p.finish(), 16);
+    tag.push('-');
+    push_hex(&mut tag, u64::from(h.finish() as u32), 8);
+    tag
+}
+
+/// Appends the low `digits` hex digits of `v`, zero padded (what `{:0Nx}` prints, without the
+/// formatting machinery on every reply).
+fn push_hex(out: &mut String, v: u64, digits: u32) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for i in (0..digits).rev() {
+        out.push(char::from(HEX[((v >> (i * 4)) & 0xf) as usize]));
+    }
 }
 
 /// Where a reply to the current request goes: the source address (RFC 3581 when rport is
@@ -244,6 +259,25 @@ fn send_counted(c: &mut Ctx, code: u16, reason: &[u8], err: bool) -> i32 {
             count(c, code, err, false);
             crate::klog!(L_ERR, "sl", "failed to send reply: {e}");
             -1
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::push_hex;
+
+    #[test]
+    fn push_hex_pads_like_format() {
+        for (v, d) in [
+            (0u64, 8),
+            (0xabc, 8),
+            (u64::MAX, 16),
+            (0x1234_5678_9abc, 16),
+        ] {
+            let mut s = String::new();
+            push_hex(&mut s, v, d);
+            assert_eq!(s, format!("{:0w$x}", v, w = d as usize));
         }
     }
 }
