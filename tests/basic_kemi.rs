@@ -693,7 +693,10 @@ fn basic_kemi_flows_on_kamailio_validate_the_test() {
     let runs = [
         (Target::Kamailio, Routing::Native),
         (Target::Kamailio, Routing::Lua),
-        (Target::Kamailio, Routing::Python),
+        // Not Python: Kamailio 5.6's app_python3 makes `KSR.tm.t_relay()` raise
+        // (`SystemError ... ksr_onsend_route`) now and then when the script has no onsend
+        // function, which breaks calls at random; ksr's Python run is compared with
+        // Kamailio's native routes instead (below).
     ];
     let out = run_all(&runs);
     assert_flows_passed(&out);
