@@ -105,10 +105,7 @@ impl Listener {
     pub fn host_for_headers(&self) -> String {
         match &self.advertise {
             Some((h, _)) if !h.is_empty() => h.clone(),
-            _ => match self.addr {
-                SocketAddr::V4(a) => a.ip().to_string(),
-                SocketAddr::V6(a) => format!("[{}]", a.ip()),
-            },
+            _ => uri_host(self.addr.ip()),
         }
     }
 
@@ -139,6 +136,14 @@ pub struct Received {
     pub listener: usize,
     /// TCP connection id, for replies over the same connection.
     pub conn: Option<u64>,
+}
+
+/// An address as the host part of a SIP URI or Via (IPv6 in brackets).
+pub fn uri_host(ip: std::net::IpAddr) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => a.to_string(),
+        std::net::IpAddr::V6(a) => format!("[{a}]"),
+    }
 }
 
 /// Where to send a message.

@@ -172,7 +172,15 @@ fn exec(c: &mut Ctx, doc: &[u8]) -> i64 {
         crate::klog!(L_ERR, "jsonrpcs", "jsonrpc_exec: invalid JSON document");
         return -1;
     };
-    let (code, text) = match reply.get("error") {
+    let (code, text) = reply_status(&reply);
+    let body = rpc::json::format(&reply, c.core.m.jsonrpcs.pretty);
+    LAST.with(|l| *l.borrow_mut() = ExecReply { code, text, body });
+    1
+}
+
+/// The status of a JSON-RPC reply: the error's code and message, or 200 OK.
+fn reply_status(reply: &serde_json::Value) -> (i64, String) {
+    match reply.get("error") {
         Some(e) => (
             e.get("code").and_then(|v| v.as_i64()).unwrap_or(500),
             e.get("message")
@@ -181,10 +189,7 @@ fn exec(c: &mut Ctx, doc: &[u8]) -> i64 {
                 .to_string(),
         ),
         None => (200, "OK".to_string()),
-    };
-    let body = rpc::json::format(&reply, c.core.m.jsonrpcs.pretty);
-    LAST.with(|l| *l.borrow_mut() = ExecReply { code, text, body });
-    1
+    }
 }
 
 /// `jsonrpc_dispatch()`: the HTTP request's body is a JSON-RPC document; the answer goes
@@ -194,16 +199,7 @@ fn dispatch(c: &mut Ctx) -> i64 {
     let doc = c.msg.body().clone();
     let (code, reason, body) = match rpc::handle(c.core, &doc) {
         Some(reply) => {
-            let (code, reason) = match reply.get("error") {
-                Some(e) => (
-                    e.get("code").and_then(|v| v.as_i64()).unwrap_or(500),
-                    e.get("message")
-                        .and_then(|v| v.as_str())
-                        .unwrap_or("Error")
-                        .to_string(),
-                ),
-                None => (200, "OK".to_string()),
-            };
+            let (code, reason) = reply_status(&reply);
             (
                 code,
                 reason,

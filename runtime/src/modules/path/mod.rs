@@ -234,10 +234,7 @@ fn header(c: &Ctx, out: &Listener, p: &Pending) -> Bytes {
     if p.received {
         let st = &c.core.m.path;
         let src = c.rcv.src;
-        let ip = match src {
-            std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
-            std::net::SocketAddr::V4(a) => a.ip().to_string(),
-        };
+        let ip = crate::transport::uri_host(src.ip());
         let value = if st.received_format == 0 {
             // The source as an escaped SIP URI (transport for anything but UDP).
             let proto = match c.rcv.proto {

@@ -234,16 +234,13 @@ fn send_counted(c: &mut Ctx, code: u16, reason: &[u8], err: bool) -> i32 {
         return 1;
     }
     let tag = to_tag(c);
-    let server =
-        c.core.cfg.server_header.clone().unwrap_or_else(|| {
-            bytes::Bytes::from(concat!("ksr (", env!("CARGO_PKG_VERSION"), ")"))
-        });
+    let server = server_header(c);
     let spec = ReplySpec {
         code,
         reason,
         to_tag: Some(tag.as_bytes()),
         extra_headers: &c.reply_hdrs,
-        server: c.core.cfg.server_signature.then_some(&server[..]),
+        server: server.as_deref(),
         body: None,
         src: Some(c.rcv.src),
         force_rport: c.opts.force_rport || c.core.cfg.force_rport,
@@ -261,6 +258,19 @@ fn send_counted(c: &mut Ctx, code: u16, reason: &[u8], err: bool) -> i32 {
             -1
         }
     }
+}
+
+/// The Server header value of locally generated replies (`server_header`, default
+/// `ksr (VERSION)`), or `None` when `server_signature=no`.
+pub fn server_header(c: &Ctx) -> Option<bytes::Bytes> {
+    if !c.core.cfg.server_signature {
+        return None;
+    }
+    Some(
+        c.core.cfg.server_header.clone().unwrap_or_else(|| {
+            bytes::Bytes::from(concat!("ksr (", env!("CARGO_PKG_VERSION"), ")"))
+        }),
+    )
 }
 
 #[cfg(test)]

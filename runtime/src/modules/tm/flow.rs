@@ -27,19 +27,6 @@ pub fn send_all(ctx: &Ctx, outs: Vec<Out>) {
     }
 }
 
-fn server_header(ctx: &Ctx) -> Option<Bytes> {
-    if !ctx.core.cfg.server_signature {
-        return None;
-    }
-    Some(
-        ctx.core
-            .cfg
-            .server_header
-            .clone()
-            .unwrap_or_else(|| Bytes::from(concat!("ksr (", env!("CARGO_PKG_VERSION"), ")"))),
-    )
-}
-
 /// Creates the server transaction of the request in `ctx` (Kamailio's `t_newtran`):
 /// 1 created (or already current), 0 retransmission absorbed (last reply re-sent), -1 error.
 pub fn newtran(ctx: &mut Ctx) -> i32 {
@@ -521,7 +508,7 @@ fn build_branch_msg(
 /// Sends a locally generated reply on transaction `t` (t_reply, auto 100, 408/487/5xx).
 /// `use_ctx_hdrs` adds the headers from `append_to_reply`.
 pub fn reply_on(ctx: &mut Ctx, t: &TxRef, code: u16, reason: &[u8], use_ctx_hdrs: bool) -> i32 {
-    let server = server_header(ctx);
+    let server = crate::modules::sl::server_header(ctx);
     let (outs, final_now, to_tag) = {
         let mut tx = t.lock();
         if tx.uas_status >= 200 && !(tx.is_invite() && tx.uas_status < 300 && code < 300) {
@@ -638,7 +625,7 @@ fn relay_cancel(ctx: &mut Ctx, hop: Option<NextHop>) -> i32 {
     };
     send_all(ctx, outs);
     // The CANCEL's own 200.
-    let server = server_header(ctx);
+    let server = crate::modules::sl::server_header(ctx);
     let spec = ReplySpec {
         code: 200,
         reason: b"canceling",

@@ -4,13 +4,13 @@
 //! `t_relay()`. The header is byte for byte Kamailio's (the cnonce is its hash of the nonce).
 //! Not provided yet (not registered): From/To replacement, `uac_req_send`, registrations.
 
+use super::auth::digest::md5_hex;
 use super::core::actions::arg_int;
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
 use crate::log::{L_ERR, L_INFO};
 use crate::sip::HdrKind;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use vm::ksr::{ParamType::Int as I, RetType};
 use vm::{RouteMask, Value};
 
@@ -211,14 +211,6 @@ fn hash1_raw(s: &[u8]) -> u32 {
     h = h.wrapping_add(v ^ (v >> 3));
     h.wrapping_add(h >> 11)
         .wrapping_add((h >> 13).wrapping_add(h >> 23))
-}
-
-fn md5_hex(parts: &[&[u8]]) -> String {
-    let mut m = Md5::new();
-    for p in parts {
-        m.update(p);
-    }
-    m.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The credential for `realm`: the AVPs first (when configured), then the `credential` list.

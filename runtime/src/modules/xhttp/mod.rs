@@ -143,10 +143,7 @@ pub fn send_reply(c: &mut Ctx, code: i64, reason: &[u8], ctype: &[u8], body: &[u
     out.extend_from_slice(format!(" {code} ").as_bytes());
     out.extend_from_slice(reason);
     let src = c.rcv.src;
-    let via_host = match src {
-        std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
-        std::net::SocketAddr::V4(a) => a.ip().to_string(),
-    };
+    let via_host = crate::transport::uri_host(src.ip());
     out.extend_from_slice(
         format!(
             "\r\nSia: SIP/2.0/{} {via_host}:{}\r\n",
@@ -160,13 +157,7 @@ pub fn send_reply(c: &mut Ctx, code: i64, reason: &[u8], ctype: &[u8], body: &[u
         out.extend_from_slice(ctype);
         out.extend_from_slice(b"\r\n");
     }
-    if c.core.cfg.server_signature {
-        let server = c
-            .core
-            .cfg
-            .server_header
-            .clone()
-            .unwrap_or_else(|| Bytes::from(concat!("ksr (", env!("CARGO_PKG_VERSION"), ")")));
+    if let Some(server) = super::sl::server_header(c) {
         out.extend_from_slice(b"Server: ");
         out.extend_from_slice(&server);
         out.extend_from_slice(b"\r\n");
