@@ -25,6 +25,7 @@ loadmodule "textops.so"
 loadmodule "db_sqlite.so"
 loadmodule "auth.so"
 loadmodule "auth_db.so"
+loadmodule "siputils.so"
 modparam("auth", "nonce_expire", 1)
 modparam("auth", "auth_checks_register", 2)
 modparam("auth", "secret", "0123456789abcdef0123456789abcdef")
@@ -60,6 +61,9 @@ request_route {
 	}
 	$var(hc) = 0;
 	if (has_credentials("reg.test")) { $var(hc) = 1; }
+	# nothing is authorized yet: is_user fails
+	is_user("alice");
+	$var(u0) = $rc;
 	if (!www_authenticate("reg.test", "subscriber")) {
 		$var(rc) = $rc;
 		append_to_reply("X-Rc: $var(rc)\r\nX-Has: $var(hc)\r\n");
@@ -68,7 +72,11 @@ request_route {
 		www_challenge("reg.test", "$var(f)");
 		exit;
 	}
-	append_to_reply("X-Rc: 1\r\nX-Pw: $avp(pw)\r\nX-Dom: $avp(domain)\r\n");
+	is_user("alice");
+	$var(u1) = $rc;
+	is_user("bob");
+	$var(u2) = $rc;
+	append_to_reply("X-Rc: 1\r\nX-Pw: $avp(pw)\r\nX-Dom: $avp(domain)\r\nX-User: $var(u0) $var(u1) $var(u2)\r\n");
 	sl_send_reply("200", "OK");
 }
 "#;
@@ -197,6 +205,8 @@ fn digest_variants_stale_nonces_and_credentials() {
     assert_eq!(hdr(&r, "X-Rc"), "1", "{r}");
     assert_eq!(hdr(&r, "X-Pw"), "secret");
     assert_eq!(hdr(&r, "X-Dom"), "reg.test");
+    // siputils is_user: only the authorized username, only once authorized.
+    assert_eq!(hdr(&r, "X-User"), "-1 1 -1", "{r}");
 
     // auth_checks_register 2: the nonce is bound to the Call-ID.
     let r = send(&mut h, "other-callid", &credentials(&ALICE, &nonce), "");

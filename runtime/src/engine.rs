@@ -61,6 +61,16 @@ pub trait RouteEngine {
     fn exists(&self, target: RouteTarget<'_>) -> bool;
     /// `native`, `lua`, `python`, `jsdt`.
     fn name(&self) -> &'static str;
+    /// Runs the cfg's `route[name]` block in the current route type (cfgutils'
+    /// `route_if_exists`); `None` when there is no such block. KEMI engines have no native
+    /// route table (as in Kamailio, where the lookup goes to the empty cfg table).
+    fn run_sub(&self, _ctx: &mut Ctx, _name: &str) -> Option<Outcome> {
+        None
+    }
+    /// True when the cfg has a `route[name]` block.
+    fn has_sub(&self, _name: &str) -> bool {
+        false
+    }
 }
 
 /// Creates the engine instance of each worker.

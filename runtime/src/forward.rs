@@ -310,16 +310,16 @@ pub fn forward_action(
 }
 
 /// Forwards the reply in `ctx` to the address in its second Via (Kamailio's
-/// `forward_reply`): the top Via must be ours; it is removed.
-pub fn reply_stateless(ctx: &mut Ctx) {
+/// `forward_reply`): the top Via must be ours; it is removed. True when it was sent.
+pub fn reply_stateless(ctx: &mut Ctx) -> bool {
     let (via1, via2) = match ctx.msg.vias() {
         Ok(v) => (v.first().cloned(), v.get(1).cloned()),
         Err(e) => {
             crate::klog!(L_ERR, "core", "forward_reply: bad Via: {e}");
-            return;
+            return false;
         }
     };
-    let Some(v1) = via1 else { return };
+    let Some(v1) = via1 else { return false };
     if !ctx.core.is_myself(v1.host_unbracketed(), v1.port, None) {
         crate::klog!(
             L_WARN,
@@ -328,7 +328,7 @@ pub fn reply_stateless(ctx: &mut Ctx) {
             String::from_utf8_lossy(&v1.host),
             v1.port.unwrap_or(5060)
         );
-        return;
+        return false;
     }
     let Some(v2) = via2 else {
         crate::klog!(
@@ -336,7 +336,7 @@ pub fn reply_stateless(ctx: &mut Ctx) {
             "core",
             "forward_reply: no second Via, reply is for us"
         );
-        return;
+        return false;
     };
     let proto = Proto::parse(&String::from_utf8_lossy(&v2.transport).to_ascii_lowercase())
         .unwrap_or(Proto::Udp);
@@ -362,7 +362,7 @@ pub fn reply_stateless(ctx: &mut Ctx) {
         Ok(a) => a,
         Err(e) => {
             crate::klog!(L_ERR, "core", "forward_reply: {e}");
-            return;
+            return false;
         }
     };
     let remove = remove_via_edit(&ctx.msg, &v1);
@@ -371,8 +371,14 @@ pub fn reply_stateless(ctx: &mut Ctx) {
     dst.no_connect = ctx.send_flags.reply_no_connect;
     dst.close_after = ctx.send_flags.reply_close;
     match send(ctx, &dst, &data) {
-        Ok(()) => ctx.core.stats.core(CoreStat::FwdReplies),
-        Err(e) => crate::klog!(L_ERR, "core", "forward_reply: {e}"),
+        Ok(()) => {
+            ctx.core.stats.core(CoreStat::FwdReplies);
+            true
+        }
+        Err(e) => {
+            crate::klog!(L_ERR, "core", "forward_reply: {e}");
+            false
+        }
     }
 }
 

@@ -51,11 +51,8 @@ impl NativeEngine {
     }
 }
 
-impl RouteEngine for NativeEngine {
-    fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
-        let Some((id, kind)) = self.lookup(target) else {
-            return Outcome::default();
-        };
+impl NativeEngine {
+    fn run_id(&self, ctx: &mut Ctx, id: u32, kind: RouteKind) -> Outcome {
         let saved = ctx.route;
         ctx.route = kind;
         let stack = self.stacks.borrow_mut().pop().unwrap_or_default();
@@ -78,6 +75,15 @@ impl RouteEngine for NativeEngine {
             missing: false,
         }
     }
+}
+
+impl RouteEngine for NativeEngine {
+    fn run(&self, ctx: &mut Ctx, target: RouteTarget<'_>) -> Outcome {
+        match self.lookup(target) {
+            Some((id, kind)) => self.run_id(ctx, id, kind),
+            None => Outcome::default(),
+        }
+    }
 
     fn exists(&self, target: RouteTarget<'_>) -> bool {
         self.lookup(target).is_some()
@@ -85,6 +91,15 @@ impl RouteEngine for NativeEngine {
 
     fn name(&self) -> &'static str {
         "native"
+    }
+
+    fn run_sub(&self, ctx: &mut Ctx, name: &str) -> Option<Outcome> {
+        let id = self.program.sub_route(name.as_bytes())?;
+        Some(self.run_id(ctx, id, ctx.route))
+    }
+
+    fn has_sub(&self, name: &str) -> bool {
+        self.program.sub_route(name.as_bytes()).is_some()
     }
 }
 
@@ -149,5 +164,13 @@ impl RouteEngine for HybridEngine {
 
     fn name(&self) -> &'static str {
         self.kemi.name()
+    }
+
+    fn run_sub(&self, ctx: &mut Ctx, name: &str) -> Option<Outcome> {
+        self.native.run_sub(ctx, name)
+    }
+
+    fn has_sub(&self, name: &str) -> bool {
+        self.native.has_sub(name)
     }
 }

@@ -105,7 +105,7 @@ fn reply(ctx: &mut Ctx) {
             return;
         }
     }
-    crate::forward::reply_stateless(ctx);
+    let _ = crate::forward::reply_stateless(ctx);
 }
 
 /// Kamailio's `latency_cfg_log`: `request-route executed in: N usec`.

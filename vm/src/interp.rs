@@ -23,6 +23,16 @@ use crate::program::{ArgConv, CallKind, FmtPart, Program, RouteId, posix_regex, 
 use crate::value::Value;
 use bytes::Bytes;
 
+thread_local! {
+    /// The cfg line of the module function call being executed (xlog's `xlogl`).
+    static CFG_LINE: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The cfg line of the module function call this worker is executing (0 outside one).
+pub fn current_cfg_line() -> u32 {
+    CFG_LINE.with(|l| l.get())
+}
+
 /// How a route run ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Outcome {
@@ -408,6 +418,10 @@ fn exec<C: Host>(
                     set(regs, base, d, Value::Int(-1));
                     continue;
                 };
+                if cs.kind == CallKind::Module {
+                    let line = prog.lines.get(ip.wrapping_sub(1)).copied().unwrap_or(0);
+                    CFG_LINE.with(|l| l.set(line));
+                }
                 let rc = call(prog, ctx, regs, base, cs);
                 if cs.kind == CallKind::Module {
                     *last_rc = rc;

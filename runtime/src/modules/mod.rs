@@ -146,6 +146,7 @@ pub struct ModuleDef {
 #[derive(Default)]
 pub struct ModuleStates {
     pub pv: pv::PvState,
+    pub xlog: xlog::XlogState,
     pub maxfwd: maxfwd::MaxfwdState,
     pub sanity: sanity::SanityState,
     pub cfgutils: cfgutils::CfgutilsState,

@@ -994,6 +994,19 @@ fn pv_auth_check(c: &mut Ctx, realm: &[u8], passwd: &[u8], flags: i64, checks: i
     }
 }
 
+/// The user part of the username in the credentials a successful check of this request
+/// used (siputils' `is_user`); `None` when nothing was authorized.
+pub fn authorized_username(c: &Ctx) -> Option<Bytes> {
+    let idx = authorized_header(c)?;
+    let h = c.msg.headers().get(idx)?;
+    let cred = Credentials::parse_in(c.msg.buf(), &h.value).ok()?;
+    let user = cred.username.unwrap_or_default();
+    Some(match memchr::memchr(b'@', &user) {
+        Some(at) => user.slice(..at),
+        None => user,
+    })
+}
+
 /// Removes the credentials header a successful check used: 1, or -1 when there is none.
 pub fn consume_credentials(c: &mut Ctx) -> i32 {
     let Some(idx) = authorized_header(c) else {

@@ -145,17 +145,54 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("core_hash", RouteMask::ANY);
     r.kemi("cfgutils", "lock", &[S], RetType::Int, |c, a| {
-        lock(c, &arg_bytes(a, 0), 0)
+        lock(c, &arg_bytes(a, 0), None, 0)
     })
     .native("lock", RouteMask::ANY);
     r.kemi("cfgutils", "unlock", &[S], RetType::Int, |c, a| {
-        lock(c, &arg_bytes(a, 0), 1)
+        lock(c, &arg_bytes(a, 0), None, 1)
     })
     .native("unlock", RouteMask::ANY);
     r.kemi("cfgutils", "trylock", &[S], RetType::Int, |c, a| {
-        lock(c, &arg_bytes(a, 0), 2)
+        lock(c, &arg_bytes(a, 0), None, 2)
     })
     .native("trylock", RouteMask::ANY);
+    r.kemi("cfgutils", "lock_key2", &[S, S], RetType::Int, |c, a| {
+        lock(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1)), 0)
+    })
+    .native("lock", RouteMask::ANY);
+    r.kemi("cfgutils", "unlock_key2", &[S, S], RetType::Int, |c, a| {
+        lock(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1)), 1)
+    })
+    .native("unlock", RouteMask::ANY);
+    r.kemi("cfgutils", "trylock_key2", &[S, S], RetType::Int, |c, a| {
+        lock(c, &arg_bytes(a, 0), Some(&arg_bytes(a, 1)), 2)
+    })
+    .native("trylock", RouteMask::ANY);
+    r.kemi(
+        "cfgutils",
+        "check_route_exists",
+        &[S],
+        RetType::Int,
+        |c, a| {
+            let name = String::from_utf8_lossy(&arg_bytes(a, 0)).into_owned();
+            let found = c.engine.clone().is_some_and(|e| e.has_sub(&name));
+            Value::Int(if found { 1 } else { -1 })
+        },
+    )
+    .native("check_route_exists", RouteMask::ANY);
+    r.kemi("cfgutils", "route_if_exists", &[S], RetType::Int, |c, a| {
+        let name = String::from_utf8_lossy(&arg_bytes(a, 0)).into_owned();
+        let Some(engine) = c.engine.clone() else {
+            return Value::Int(-1);
+        };
+        match engine.run_sub(c, &name) {
+            // `exit` inside the route stops the caller too, as Kamailio's 0 does.
+            Some(out) if out.exit => Value::Int(0),
+            Some(out) => Value::Int(out.code as i64),
+            None => Value::Int(-1),
+        }
+    })
+    .native("route_if_exists", RouteMask::ANY);
 }
 
 /// Kamailio's core string hash (the one its hash tables use), masked to `size` buckets.
@@ -196,7 +233,7 @@ fn gflag(c: &mut Ctx, mask: i64, op: u8) -> Value {
 }
 
 /// Keyed locks: the key hashes onto one of `2^lock_set_size` mutexes shared by every worker.
-fn lock(c: &mut Ctx, key: &[u8], op: u8) -> Value {
+fn lock(c: &mut Ctx, key: &[u8], key2: Option<&[u8]>, op: u8) -> Value {
     let locks = &c.core.m.cfgutils.locks;
     if locks.is_empty() {
         crate::klog!(
@@ -208,6 +245,7 @@ fn lock(c: &mut Ctx, key: &[u8], op: u8) -> Value {
     }
     let mut h = std::collections::hash_map::DefaultHasher::new();
     key.hash(&mut h);
+    key2.hash(&mut h);
     let Some(m) = locks.get(h.finish() as usize % locks.len()) else {
         return Value::Int(-1);
     };

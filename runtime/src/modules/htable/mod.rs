@@ -1,6 +1,8 @@
 //! Kamailio's `htable` module: named in-memory hash tables shared by every worker, with
 //! auto-expiry, `$sht(table=>key)` and friends, and the `sht_*` functions.
 
+mod iter;
+
 use super::core::actions::{arg_bytes, arg_int, b};
 
 use super::{ModuleDef, ParamDef, Registrar, TimerDef};
@@ -48,6 +50,8 @@ pub struct Table {
     updateexpire: bool,
     initval: Option<i64>,
     items: RwLock<AHashMap<Bytes, Item>>,
+    /// `sht_lock`/`sht_unlock` slots.
+    slot_locks: Vec<iter::SlotLock>,
 }
 
 impl Table {
@@ -189,6 +193,9 @@ fn parse_def(def: &str) -> Result<Table, String> {
         updateexpire: true,
         initval: None,
         items: RwLock::new(AHashMap::new()),
+        slot_locks: (0..iter::LOCK_SLOTS)
+            .map(|_| iter::SlotLock::new(()))
+            .collect(),
     };
     for a in attrs.split(';').map(str::trim).filter(|a| !a.is_empty()) {
         let (k, v) = a.split_once('=').unwrap_or((a, ""));
@@ -358,6 +365,84 @@ fn register(r: &mut Registrar<'_>) {
     r.pvs.add(named("shtex", pv_shtex, Some(pv_shtex_set)));
     r.pvs.add(named("shtinc", pv_shtinc, None));
     r.pvs.add(named("shtdec", pv_shtdec, None));
+    for (name, want_value) in [("shtitkey", false), ("shtitval", true)] {
+        r.pvs.add(PvClass {
+            name,
+            get: if want_value { pv_shtitval } else { pv_shtitkey },
+            set: None,
+            parse_name: Some(parse_iter_name),
+            name_required: true,
+            takes_index: false,
+        });
+    }
+    r.kemi(
+        "htable",
+        "sht_iterator_start",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(iter::start(c, arg_bytes(a, 0), &arg_bytes(a, 1)) as i64),
+    )
+    .native("sht_iterator_start", RouteMask::ANY);
+    r.kemi("htable", "sht_iterator_next", &[S], RetType::Int, |_, a| {
+        Value::Int(iter::next(&arg_bytes(a, 0)) as i64)
+    })
+    .native("sht_iterator_next", RouteMask::ANY);
+    r.kemi("htable", "sht_iterator_end", &[S], RetType::Int, |_, a| {
+        Value::Int(iter::end(&arg_bytes(a, 0)) as i64)
+    })
+    .native("sht_iterator_end", RouteMask::ANY);
+    r.kemi("htable", "sht_iterator_rm", &[S], RetType::Int, |_, a| {
+        Value::Int(iter::rm(&arg_bytes(a, 0)) as i64)
+    })
+    .native("sht_iterator_rm", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_iterator_sets",
+        &[S, S],
+        RetType::Int,
+        |_, a| {
+            let v = Value::Str(arg_bytes(a, 1));
+            Value::Int(iter::set(&arg_bytes(a, 0), Some(v), None) as i64)
+        },
+    )
+    .native("sht_iterator_sets", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_iterator_seti",
+        &[S, I],
+        RetType::Int,
+        |_, a| {
+            let v = Value::Int(arg_int(a, 1));
+            Value::Int(iter::set(&arg_bytes(a, 0), Some(v), None) as i64)
+        },
+    )
+    .native("sht_iterator_seti", RouteMask::ANY);
+    r.kemi(
+        "htable",
+        "sht_iterator_setex",
+        &[S, I],
+        RetType::Int,
+        |_, a| Value::Int(iter::set(&arg_bytes(a, 0), None, Some(arg_int(a, 1))) as i64),
+    )
+    .native("sht_iterator_setex", RouteMask::ANY);
+    // Native `sht_lock("table=>key")`; KEMI `sht_lock(table, key)`.
+    r.kemi("htable", "sht_lock", &[S, S], RetType::Int, |c, a| {
+        slot_lock(c, arg_bytes(a, 0), arg_bytes(a, 1), true)
+    });
+    r.kemi("htable", "sht_unlock", &[S, S], RetType::Int, |c, a| {
+        slot_lock(c, arg_bytes(a, 0), arg_bytes(a, 1), false)
+    });
+    r.native("sht_lock", &[S], RouteMask::ANY, |c, a| {
+        let (t, k) = split_arrow(&arg_bytes(a, 0));
+        slot_lock(c, t, k, true)
+    });
+    r.native("sht_unlock", &[S], RouteMask::ANY, |c, a| {
+        let (t, k) = split_arrow(&arg_bytes(a, 0));
+        slot_lock(c, t, k, false)
+    });
+    r.native("sht_print", &[], RouteMask::ANY, |c, _| {
+        Value::Int(iter::print(c) as i64)
+    });
     r.pvs.add(named("shtcn", |c, s| count(c, s, false), None));
     r.pvs.add(named("shtcv", |c, s| count(c, s, true), None));
 
@@ -505,6 +590,40 @@ fn register(r: &mut Registrar<'_>) {
     )
     .native("sht_match_str_value", RouteMask::ANY)
     .native("sht_has_str_value", RouteMask::ANY);
+}
+
+fn parse_iter_name(s: &str) -> Result<PvParam, String> {
+    match s.trim() {
+        "" => Err("empty iterator name".into()),
+        n => Ok(PvParam::Str(Bytes::copy_from_slice(n.as_bytes()))),
+    }
+}
+
+/// `$shtitkey(name)` / `$shtitval(name)`: the current item of the worker's iterator `name`.
+fn pv_shtitkey(_: &mut Ctx, s: &PvSpec) -> Value {
+    match &s.param {
+        PvParam::Str(n) => iter::current_item(n, false),
+        _ => Value::Null,
+    }
+}
+
+fn pv_shtitval(_: &mut Ctx, s: &PvSpec) -> Value {
+    match &s.param {
+        PvParam::Str(n) => iter::current_item(n, true),
+        _ => Value::Null,
+    }
+}
+
+/// `sht_lock` / `sht_unlock` of `key`'s slot in `table`: 1, -1 (no such table, not held).
+fn slot_lock(c: &mut Ctx, table: Bytes, key: Bytes, lock: bool) -> Value {
+    let rc = with_table(c, &[Value::Str(table), Value::Str(key)], |t, k| {
+        if lock {
+            iter::lock(t, &k)
+        } else {
+            iter::unlock(t, &k)
+        }
+    });
+    Value::Int(rc.unwrap_or(-1) as i64)
 }
 
 fn ok(r: Option<()>) -> Value {

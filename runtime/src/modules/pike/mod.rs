@@ -8,7 +8,7 @@ use ahash::AHashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
-use vm::ksr::RetType;
+use vm::ksr::{ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -128,6 +128,26 @@ fn register(r: &mut Registrar<'_>) {
         Value::Int(c.core.m.pike.check(c.rcv.src.ip(), Instant::now()))
     })
     .native("pike_check_req", RouteMask(1 | 4 | 128));
+    // Kamailio parses the address with its IPv4-only `str2ip`: anything else is -1.
+    r.kemi("pike", "pike_check_ip", &[S], RetType::Int, |c, a| {
+        let text = super::core::actions::arg_bytes(a, 0);
+        let ip = std::str::from_utf8(&text)
+            .ok()
+            .and_then(|t| t.parse::<std::net::Ipv4Addr>().ok());
+        match ip {
+            Some(ip) => Value::Int(c.core.m.pike.check(IpAddr::V4(ip), Instant::now())),
+            None => {
+                crate::klog!(
+                    crate::log::L_ERR,
+                    "pike",
+                    "failed to parse ip address: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                Value::Int(-1)
+            }
+        }
+    })
+    .native("pike_check_ip", RouteMask(1 | 4 | 128));
 }
 
 #[cfg(test)]

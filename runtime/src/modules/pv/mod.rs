@@ -271,6 +271,7 @@ pub fn register_classes(r: &mut Registrar<'_>) {
     named(r, "K", m::constant, None, m::parse_const_name, false);
     named(r, "snd", m::snd, None, m::parse_snd_name, false);
     named(r, "env", m::env, None, vars::parse_plain_name, false);
+    named(r, "stat", m::stat, None, vars::parse_plain_name, false);
     named(r, "sel", select, None, parse_select, false);
     class(r, "null", m::null, None);
     named(

@@ -1258,6 +1258,20 @@ pub fn env(ctx: &mut Ctx, spec: &PvSpec) -> Value {
     }
 }
 
+/// `$stat(name)`: a statistic's value by its name (as Kamailio, the name alone, in any
+/// group; `group:name` also works); null when no loaded module declares it.
+pub fn stat(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    let Some(n) = super::util::name_of(ctx, &spec.param) else {
+        return Value::Null;
+    };
+    let n = String::from_utf8_lossy(&n);
+    let stats = &ctx.core.stats;
+    match stats.select(&n).first() {
+        Some((id, _, _)) if n != "all" && !n.ends_with(':') => Value::Int(stats.get(*id) as i64),
+        _ => Value::Null,
+    }
+}
+
 pub fn null(_: &mut Ctx, _: &PvSpec) -> Value {
     Value::Null
 }

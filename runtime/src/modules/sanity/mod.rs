@@ -92,6 +92,44 @@ fn register(r: &mut Registrar<'_>) {
             run(c, d, u)
         },
     );
+    r.kemi("sanity", "sanity_reply", &[], RetType::Int, |c, _| {
+        Value::Int(sanity_reply(c))
+    })
+    .native("sanity_reply", REQ);
+}
+
+thread_local! {
+    /// The reply a failed check prepared under `noreply`, tagged with the message it was for
+    /// (its start instant), for `sanity_reply()`.
+    static PENDING: std::cell::Cell<Option<(std::time::Instant, u16, &'static str)>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// `sanity_reply()`: with `noreply` set, sends the reply the last failed check of this
+/// message prepared (500 Server Sanity Failure when there is none); 1, -1 when sending fails.
+fn sanity_reply(c: &mut Ctx) -> i64 {
+    if !c.msg.is_request()
+        || c.msg.method() == Method::Ack
+        || c.core.m.sanity.noreply.load(Relaxed) == 0
+    {
+        return 1;
+    }
+    let (code, reason) = match PENDING.with(|p| p.get()) {
+        Some((at, code, reason)) if at == c.started => (code, reason),
+        _ => {
+            crate::klog!(
+                crate::log::L_INFO,
+                "sanity",
+                "no sanity reply info set - sending 500"
+            );
+            (500, "Server Sanity Failure")
+        }
+    };
+    if crate::modules::sl::send(c, code, reason.as_bytes()) < 0 {
+        -1
+    } else {
+        1
+    }
 }
 
 /// A failed check: the reply to send, if any.
@@ -107,10 +145,13 @@ fn run(c: &mut Ctx, checks: i64, uri_checks: i64) -> Value {
         Ok(()) => Value::Int(1),
         Err(Fail(reply)) => {
             if let Some((code, reason)) = reply
-                && c.core.m.sanity.noreply.load(Relaxed) == 0
                 && c.msg.method() != Method::Ack
             {
-                crate::modules::sl::send(c, code, reason.as_bytes());
+                if c.core.m.sanity.noreply.load(Relaxed) == 0 {
+                    crate::modules::sl::send(c, code, reason.as_bytes());
+                } else {
+                    PENDING.with(|p| p.set(Some((c.started, code, reason))));
+                }
             }
             if c.core.m.sanity.autodrop.load(Relaxed) != 0 {
                 Value::Int(0)

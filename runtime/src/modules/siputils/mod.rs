@@ -9,6 +9,7 @@ use bytes::Bytes;
 use vm::ksr::{ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
+mod extra;
 mod more;
 pub use more::SiputilsState;
 
@@ -109,6 +110,7 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("cmp_aor", RouteMask::ANY);
     more::register(r);
+    extra::register(r);
 }
 
 /// An optional `+` with a first digit 1-9, then digits only; -2 otherwise (Kamailio's code).

@@ -13,6 +13,7 @@ use vm::{RouteMask, Value};
 #[derive(Default)]
 pub struct SiputilsState {
     options_hdrs: std::sync::OnceLock<Bytes>,
+    pub rpid: super::extra::Rpid,
 }
 
 pub fn init(ictx: &mut super::super::InitCtx<'_>) -> Result<(), String> {
@@ -25,6 +26,7 @@ pub fn init(ictx: &mut super::super::InitCtx<'_>) -> Result<(), String> {
         "Accept: {accept}\r\nAccept-Encoding: {enc}\r\nAccept-Language: {lang}\r\nSupported: {sup}\r\n"
     );
     let _ = ictx.states.siputils.options_hdrs.set(Bytes::from(h));
+    ictx.states.siputils.rpid = super::extra::init(p)?;
     Ok(())
 }
 
@@ -108,7 +110,7 @@ fn set_pv(c: &mut Ctx, name: &[u8], v: Bytes) -> bool {
     }
 }
 
-fn get_pv(c: &mut Ctx, name: &[u8]) -> Option<Value> {
+pub(super) fn get_pv(c: &mut Ctx, name: &[u8]) -> Option<Value> {
     let name = String::from_utf8_lossy(name);
     let spec = vm::pv::parse_spec(&name, vm::Host::pv_registry(c)).ok()?;
     Some(vm::pv::get(c, &spec))

@@ -124,6 +124,75 @@ fn register(r: &mut Registrar<'_>) {
         Value::Int(send_counted(c, 500, b"Server Internal Error", true) as i64)
     })
     .native("sl_reply_error", RouteMask::REQUEST);
+    // mode 1: do not open a connection for the reply; 2: close it after the reply.
+    r.kemi("sl", "send_reply_mode", &[I, S, I], RetType::Int, |c, a| {
+        let mode = arg_int(a, 2);
+        if mode & 1 != 0 {
+            c.send_flags.reply_no_connect = true;
+        }
+        if mode & 2 != 0 {
+            c.send_flags.reply_close = true;
+        }
+        kemi_freply(c, a)
+    })
+    .native("send_reply_mode", RouteMask(1 | 2 | 4 | 128));
+    r.native("sl_forward_reply", &[], RouteMask::ONREPLY, |c, _| {
+        Value::Int(forward_reply(c, None, None) as i64)
+    });
+    r.native("sl_forward_reply", &[S], RouteMask::ONREPLY, |c, a| {
+        Value::Int(forward_reply(c, Some(arg_bytes(a, 0)), None) as i64)
+    });
+    r.kemi("sl", "sl_forward_reply", &[S, S], RetType::Int, |c, a| {
+        let reason = Some(arg_bytes(a, 1)).filter(|r| !r.is_empty());
+        Value::Int(forward_reply(c, Some(arg_bytes(a, 0)), reason) as i64)
+    })
+    .native("sl_forward_reply", RouteMask::ONREPLY);
+}
+
+/// `sl_forward_reply([code[, reason]])`: forwards the received reply statelessly now, with
+/// the status code (same class only) and reason replaced in that copy; the core still
+/// forwards the reply itself when the route ends, as in Kamailio.
+fn forward_reply(c: &mut Ctx, code: Option<bytes::Bytes>, reason: Option<bytes::Bytes>) -> i32 {
+    let (Some(old_code), Some(old_reason)) = (c.msg.status(), c.msg.reason().cloned()) else {
+        crate::klog!(L_ERR, "sl", "invalid SIP message type");
+        return -1;
+    };
+    let code = code.filter(|s| !s.is_empty());
+    let new_code = match &code {
+        None => old_code,
+        Some(s) => {
+            let digits = s.len() == 3 && s.iter().all(u8::is_ascii_digit);
+            let n = std::str::from_utf8(s)
+                .ok()
+                .and_then(|t| t.parse::<u16>().ok());
+            match n {
+                Some(n) if digits && n / 100 == old_code / 100 => n,
+                Some(_) if digits => {
+                    crate::klog!(L_ERR, "sl", "reply code class cannot be changed");
+                    return -1;
+                }
+                _ => {
+                    crate::klog!(
+                        L_ERR,
+                        "sl",
+                        "invalid reply code value {}",
+                        String::from_utf8_lossy(s)
+                    );
+                    return -1;
+                }
+            }
+        }
+    };
+    let changed = code.is_some() || reason.is_some();
+    if changed {
+        c.msg
+            .set_reply_status(new_code, reason.unwrap_or_else(|| old_reason.clone()));
+    }
+    let sent = crate::forward::reply_stateless(c);
+    if changed {
+        c.msg.set_reply_status(old_code, old_reason);
+    }
+    if sent { 1 } else { -1 }
 }
 
 fn kemi_send_reply(c: &mut Ctx, a: &[Value]) -> Value {

@@ -19,12 +19,38 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::int("methods_filter"),
     ],
     register,
-    init: None,
+    init: Some(init),
     notice: None,
 };
 
+pub struct XlogState {
+    /// `methods_filter`: method bits `xlogm` stays silent for (-1 = every method).
+    pub methods_filter: i64,
+}
+
+impl Default for XlogState {
+    fn default() -> Self {
+        XlogState { methods_filter: -1 }
+    }
+}
+
+fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
+    ictx.states.xlog.methods_filter = ictx.params.int("methods_filter", -1);
+    Ok(())
+}
+
 fn emit(level: i32, text: &[u8]) -> Value {
     log::emit(level, "script", &String::from_utf8_lossy(text));
+    Value::Int(1)
+}
+
+fn emit_line(level: i32, text: &[u8]) -> Value {
+    let line = vm::interp::current_cfg_line();
+    log::emit(
+        level,
+        "script",
+        &format!("{line}:{}", String::from_utf8_lossy(text)),
+    );
     Value::Int(1)
 }
 
@@ -92,11 +118,41 @@ fn register(r: &mut Registrar<'_>) {
     r.native("xlog", &[S, S, S], RouteMask::ANY, |_, a| {
         emit(level_of(&arg_bytes(a, 1)), &arg_bytes(a, 2))
     });
+    // The `l` variants put the cfg line first (`LINE:text`, Kamailio's short format).
     r.native("xlogl", &[S], RouteMask::ANY, |_, a| {
-        emit(log::L_ERR, &arg_bytes(a, 0))
+        emit_line(log::L_ERR, &arg_bytes(a, 0))
     });
     r.native("xlogl", &[S, S], RouteMask::ANY, |_, a| {
-        emit(level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1))
+        emit_line(level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1))
+    });
+    r.native("xlogl", &[S, S, S], RouteMask::ANY, |_, a| {
+        emit_line(level_of(&arg_bytes(a, 1)), &arg_bytes(a, 2))
+    });
+    r.native("xdbgl", &[S], RouteMask::ANY, |_, a| {
+        emit_line(log::L_DBG, &arg_bytes(a, 0))
+    });
+    r.native("xlogm", &[S, S], RouteMask::ANY, |c, a| {
+        // methods_filter: the method ids (Kamailio's bits) never logged; -1 all.
+        let filter = c.core.m.xlog.methods_filter;
+        if filter == -1 {
+            return Value::Int(1);
+        }
+        let m = if c.msg.is_request() {
+            Some(c.msg.method())
+        } else {
+            c.msg
+                .cseq()
+                .ok()
+                .map(|cs| crate::sip::Method::parse(&cs.method))
+        };
+        match m {
+            Some(m) if i64::from(m.bit()) & filter != 0 => Value::Int(1),
+            Some(_) => emit(level_of(&arg_bytes(a, 0)), &arg_bytes(a, 1)),
+            None => Value::Int(-1),
+        }
+    });
+    r.kemi("xlog", "xlog_facility", &[S, S, S], RetType::Int, |c, a| {
+        kemi_log(c, level_of(&arg_bytes(a, 1)), &arg_bytes(a, 2))
     });
     for (name, f) in [
         (

@@ -1,0 +1,203 @@
+//! Differential test of more everyday-module functions (tests/data/more_mods.cfg): cfgutils
+//! `check_route_exists`/`route_if_exists`, htable iterators and slot locks, `pike_check_ip`,
+//! `sanity_reply`, siputils `cmp_hdr_name`/`is_gruu`/`hdr_date_check`/RPID, `$stat`,
+//! `send_reply_mode` and `sl_forward_reply`. ksr and Kamailio 5.6 must answer alike. Set
+//! KSR_SKIP_ORACLE=1 to skip where Kamailio is not installed.
+
+mod common;
+use common::*;
+use std::net::UdpSocket;
+
+/// A case's reply: status line (port numbers hidden).
+fn ask(s: &Server, case: &str, extra: &str) -> String {
+    let c = client();
+    let ruri = format!("sip:{case}@127.0.0.1:{}", s.port);
+    let m = request("OPTIONS", &ruri, &c, &format!("call-{case}"), extra);
+    exchange(s, &c, &m)
+        .map(|r| status_line(&r).replace(&format!(":{}", s.port), ":PORT"))
+        .unwrap_or_else(|| "<no reply>".into())
+}
+
+/// An HTTP-style date `secs_ago` seconds in the past (the Date header format).
+fn date_ago(secs_ago: u64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+        .saturating_sub(secs_ago);
+    let days = (now / 86_400) as i64;
+    let rem = now % 86_400;
+    // Civil date from days since the epoch (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    const WD: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    const MON: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!(
+        "{}, {:02} {} {} {:02}:{:02}:{:02} GMT",
+        WD[(days.rem_euclid(7)) as usize],
+        d,
+        MON[(m - 1) as usize],
+        y,
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// The forwarding cases: the request is forwarded to `uas` (its request line and Contact
+/// headers are recorded), which answers 408; onreply_route forwards modified copies with
+/// `sl_forward_reply`. Returns what was seen, in order.
+fn forward_flow(s: &Server, uas: &UdpSocket, user: &str, params: &str, extra: &str) -> Vec<String> {
+    let c = client();
+    let ruri = format!("sip:{user}@127.0.0.1:{}{params}", s.port);
+    let m = request("MESSAGE", &ruri, &c, &format!("call-{user}"), extra);
+    if c.send_to(m.as_bytes(), ("127.0.0.1", s.port)).is_err() {
+        return vec!["<send failed>".into()];
+    }
+    let Some(fwd) = recv(uas, 2000) else {
+        return vec!["<not forwarded>".into()];
+    };
+    let mut got = vec![status_line(&fwd).replace(&format!(":{}", s.port), ":PORT")];
+    for l in fwd.split("\r\n") {
+        let n = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if n == "contact" || n == "m" {
+            got.push(l.to_string());
+        }
+    }
+    // The reply copies every Via of the request, as a UAS does.
+    let mut reply = String::from("SIP/2.0 408 Request Timeout\r\n");
+    for l in fwd.split("\r\n").skip(1) {
+        let n = l
+            .split(':')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if ["via", "v", "from", "f", "to", "t", "call-id", "i", "cseq"].contains(&n.as_str()) {
+            reply.push_str(l);
+            reply.push_str("\r\n");
+        }
+    }
+    reply.push_str("Content-Length: 0\r\n\r\n");
+    let _ = uas.send_to(reply.as_bytes(), ("127.0.0.1", s.port));
+    for _ in 0..5 {
+        match recv(&c, 700) {
+            Some(r) => got.push(format!(
+                "{} | X-Rc: {}",
+                status_line(&r),
+                header(&r, "X-Rc").unwrap_or("-")
+            )),
+            None => break,
+        }
+    }
+    got
+}
+
+#[test]
+fn more_module_functions_match_kamailio() {
+    if !kamailio_available() {
+        assert!(
+            std::env::var("KSR_SKIP_ORACLE").is_ok(),
+            "kamailio is not installed (set KSR_SKIP_ORACLE=1 to skip)"
+        );
+        return;
+    }
+    let cfg = root().join("tests/data/more_mods.cfg");
+    let uas_k = UdpSocket::bind("127.0.0.1:0").expect("uas");
+    let uas_o = UdpSocket::bind("127.0.0.1:0").expect("uas");
+    let port_of = |u: &UdpSocket| u.local_addr().map(|a| a.port()).unwrap_or(0);
+    let def_k = format!("UAS_PORT={}", port_of(&uas_k));
+    let def_o = format!("UAS_PORT={}", port_of(&uas_o));
+    let k = start_kamailio(&cfg, &[&def_k]);
+    let ours = start_ksr(&cfg, &[&def_o]);
+    let fresh = format!("Date: {}\r\n", date_ago(10));
+    let stale = format!("Date: {}\r\n", date_ago(7200));
+    let cases: Vec<(&str, String)> = vec![
+        ("cu", String::new()),
+        ("ht", String::new()),
+        ("pk", String::new()),
+        ("sy", "Expires: soon\r\n".into()),
+        ("sy", "Expires: -5\r\n".into()),
+        ("sy", "Expires: 60\r\n".into()),
+        ("sz", String::new()),
+        ("hn", String::new()),
+        ("hn", fresh),
+        ("hn", stale),
+        ("hn", "Date: yesterday\r\n".into()),
+        ("sm", String::new()),
+        ("xl", String::new()),
+    ];
+    let mut diffs = Vec::new();
+    for (case, extra) in &cases {
+        let (want, got) = (ask(&k, case, extra), ask(&ours, case, extra));
+        eprintln!("{case}: {got}");
+        if want != got {
+            diffs.push(format!(
+                "{case} ({extra:?}):\n  kamailio: {want}\n  ksr:      {got}"
+            ));
+        }
+    }
+    let flows = [
+        (
+            "fw",
+            "",
+            "Contact: <sip:alice@192.0.2.1:5060;transport=tcp>;expires=60, sip:bob@h2.example\r\n",
+        ),
+        (
+            "fd",
+            ";ksu=c2lwOmNhcm9sQDE5OC41MS4xMDAuMTo1MDcw",
+            "Contact: <sip:x@127.0.0.1;ksu=c2lwOmRhdmVAMjAzLjAuMTEzLjk7dHJhbnNwb3J0PXRjcA;lr>;q=0.5\r\nContact: <sip:y@127.0.0.1;other=1>\r\n",
+        ),
+        (
+            "fr",
+            "",
+            "Contact: <sip:x@127.0.0.1;ksu=abc;lr>, <sip:z@127.0.0.1;KSU>\r\n",
+        ),
+    ];
+    for (user, params, extra) in flows {
+        let want = forward_flow(&k, &uas_k, user, params, extra);
+        let got = forward_flow(&ours, &uas_o, user, params, extra);
+        eprintln!("{user}: {got:?}");
+        if want != got {
+            diffs.push(format!(
+                "{user}:\n  kamailio: {want:?}\n  ksr:      {got:?}"
+            ));
+        }
+    }
+    // xlogl prints the cfg line before the text; xlogm logs methods outside methods_filter.
+    let marks = |s: &Server| -> Vec<String> {
+        let log =
+            std::fs::read_to_string(s.dir.join(format!("{}.log", s.name))).unwrap_or_default();
+        log.lines()
+            .filter_map(|l| {
+                let at = l.find("xlmark").or_else(|| l.find("xmmark"))?;
+                let head = &l[..at];
+                let line = head
+                    .trim_end_matches(':')
+                    .rsplit(|c: char| !c.is_ascii_digit())
+                    .next()
+                    .unwrap_or("");
+                Some(format!("{line}:{}", &l[at..]))
+            })
+            .collect()
+    };
+    let (want, got) = (marks(&k), marks(&ours));
+    eprintln!("log: {got:?}");
+    if want != got || got.is_empty() {
+        diffs.push(format!("log:\n  kamailio: {want:?}\n  ksr:      {got:?}"));
+    }
+    assert!(diffs.is_empty(), "differences:\n{}", diffs.join("\n"));
+}
