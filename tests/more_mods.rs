@@ -167,9 +167,25 @@ fn more_module_functions_match_kamailio() {
             "Contact: <sip:x@127.0.0.1;ksu=abc;lr>, <sip:z@127.0.0.1;KSU>\r\n",
         ),
     ];
-    for (user, params, extra) in flows {
-        let want = forward_flow(&k, &uas_k, user, params, extra);
-        let got = forward_flow(&ours, &uas_o, user, params, extra);
+    let flows2 = [
+        (
+            "fe",
+            "",
+            "Contact: <sip:alice:pw@192.0.2.1:5070;transport=tcp;lr>;expires=60, sip:bob@h2.example\r\n".to_string(),
+        ),
+        (
+            "enc*carol**198.51.100.1*5070*udp",
+            "",
+            "X-Case: fx\r\nContact: <sip:enc*dave*pw*203.0.113.9**tcp@1.2.3.4;lr>;q=0.5, <sip:enc*eve**192.0.2.7*5062*@1.2.3.4>\r\n".to_string(),
+        ),
+    ];
+    let all = flows
+        .iter()
+        .map(|(u, p, e)| (*u, *p, e.to_string()))
+        .chain(flows2);
+    for (user, params, extra) in all {
+        let want = forward_flow(&k, &uas_k, user, params, &extra);
+        let got = forward_flow(&ours, &uas_o, user, params, &extra);
         eprintln!("{user}: {got:?}");
         if want != got {
             diffs.push(format!(

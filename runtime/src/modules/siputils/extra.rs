@@ -16,6 +16,9 @@ pub struct Rpid {
     pub avp: String,
     pub prefix: String,
     pub suffix: String,
+    /// `contact_flds_separator`'s first character (`*` by default), for
+    /// `encode_contact`/`decode_contact`.
+    pub separator: u8,
 }
 
 pub fn init(p: &super::super::ModParams) -> Result<Rpid, String> {
@@ -30,6 +33,11 @@ pub fn init(p: &super::super::ModParams) -> Result<Rpid, String> {
             "rpid_suffix",
             ";party=calling;id-type=subscriber;screen=yes",
         ),
+        separator: p
+            .str_or("contact_flds_separator", "*")
+            .bytes()
+            .next()
+            .unwrap_or(b'*'),
     })
 }
 
@@ -122,6 +130,178 @@ pub fn register(r: &mut super::super::Registrar<'_>) {
         |c, a| Value::Int(contact_param_decode_ruri(c, &arg_bytes(a, 0))),
     )
     .native("contact_param_decode_ruri", RouteMask::REQUEST);
+    r.kemi(
+        "siputils",
+        "encode_contact",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            let (p, h) = (arg_bytes(a, 0), arg_bytes(a, 1));
+            Value::Int(recode_contacts(c, Some((&p, &h))))
+        },
+    )
+    .native("encode_contact", req_reply);
+    r.kemi("siputils", "decode_contact", &[], RetType::Int, |c, _| {
+        Value::Int(decode_contact(c))
+    })
+    .native("decode_contact", RouteMask::REQUEST);
+    r.kemi(
+        "siputils",
+        "decode_contact_header",
+        &[],
+        RetType::Int,
+        |c, _| Value::Int(recode_contacts(c, None)),
+    )
+    .native("decode_contact_header", RouteMask(1 | 2 | 4 | 128));
+}
+
+// ---------------------------------------------------------------- encode_contact
+
+/// Kamailio's `encode_uri`: `sip:user:pass@ip:port;transport=p` becomes
+/// `sip:PREFIX*user*pass*ip*port*p@PUBLIC` (other URI parameters are lost, as there).
+fn encode_uri(uri: &[u8], prefix: &[u8], public: &[u8], sep: u8) -> Result<Vec<u8>, i64> {
+    if uri.len() <= 1 {
+        return Err(-1);
+    }
+    let colon = memchr::memchr(b':', uri).ok_or(-25)?;
+    if colon < 3 {
+        return Err(-26);
+    }
+    let u = Uri::parse_bytes(&uri[colon - 3..]).map_err(|_| -30)?;
+    let mut out = Vec::with_capacity(uri.len() + prefix.len() + public.len() + 8);
+    out.extend_from_slice(&uri[..colon + 1]);
+    out.extend_from_slice(prefix);
+    let proto = u
+        .param(b"transport")
+        .and_then(|p| p.value.clone())
+        .unwrap_or_default();
+    for part in [
+        &u.user[..],
+        u.password.as_deref().unwrap_or(b""),
+        &u.host[..],
+        &u.port_raw[..],
+        &proto[..],
+    ] {
+        out.push(sep);
+        out.extend_from_slice(part);
+    }
+    out.push(b'@');
+    out.extend_from_slice(public);
+    Ok(out)
+}
+
+/// Kamailio's `decode_uri`, the reverse of [`encode_uri`]; what follows the public address
+/// (`;params`, `>`) is kept.
+fn decode_uri(uri: &[u8], sep: u8) -> Result<Vec<u8>, i64> {
+    if uri.is_empty() {
+        return Err(-1);
+    }
+    let first = memchr::memchr(b':', uri).ok_or(-22)? + 1;
+    let at = memchr::memchr(b'@', &uri[first..]).ok_or(-23)? + first;
+    let fields: Vec<&[u8]> = uri[first..at].split(|c| *c == sep).collect();
+    if fields.len() > 6 {
+        return Err(-24);
+    }
+    let [_, user, pass, ip, port, proto] = fields[..] else {
+        return Err(-26);
+    };
+    if ip.is_empty() {
+        return Err(-2);
+    }
+    if !pass.is_empty() && user.is_empty() {
+        return Err(-3);
+    }
+    let second = uri[at..]
+        .iter()
+        .position(|c| *c == b';' || *c == b'>')
+        .map_or(uri.len(), |p| at + p);
+    let mut out = Vec::with_capacity(uri.len());
+    out.extend_from_slice(&uri[..first]);
+    if !user.is_empty() {
+        out.extend_from_slice(user);
+        out.push(if pass.is_empty() { b'@' } else { b':' });
+    }
+    if !pass.is_empty() {
+        out.extend_from_slice(pass);
+        out.push(b'@');
+    }
+    out.extend_from_slice(ip);
+    if !port.is_empty() {
+        out.push(b':');
+        out.extend_from_slice(port);
+    }
+    if !proto.is_empty() {
+        out.extend_from_slice(b";transport=");
+        out.extend_from_slice(proto);
+    }
+    out.extend_from_slice(&uri[second..]);
+    Ok(out)
+}
+
+/// `encode_contact(prefix, public)` (`Some`) / `decode_contact_header()` (`None`): every URI
+/// of the first Contact header rewritten.
+fn recode_contacts(c: &mut Ctx, encode: Option<(&[u8], &[u8])>) -> i64 {
+    let Some(first) = c.msg.header(HdrKind::Contact).map(|h| h.value.clone()) else {
+        crate::klog!(L_ERR, "siputils", "no Contact header present");
+        return -1;
+    };
+    let Ok(list) = crate::sip::nameaddr::parse_list(c.msg.buf(), &first) else {
+        crate::klog!(L_ERR, "siputils", "contact parsing failed");
+        return -4;
+    };
+    let sep = c.core.m.siputils.rpid.separator;
+    let mut edits = Vec::new();
+    for n in list {
+        let Some(s) = c.msg.offset_of(&n.uri_raw) else {
+            continue;
+        };
+        let new = match encode {
+            Some((prefix, public)) => encode_uri(&n.uri_raw, prefix, public, sep),
+            None => decode_uri(&n.uri_raw, sep),
+        };
+        match new {
+            Ok(v) => edits.push(crate::sip::Edit::replace(
+                s,
+                s + n.uri_raw.len(),
+                Bytes::from(v),
+            )),
+            Err(rc) => {
+                crate::klog!(
+                    L_ERR,
+                    "siputils",
+                    "failed coding contact [{}] - return code {rc}",
+                    String::from_utf8_lossy(&n.uri_raw)
+                );
+                return rc;
+            }
+        }
+    }
+    for e in edits {
+        c.msg.add_edit(e);
+    }
+    1
+}
+
+/// `decode_contact()`: the R-URI decoded back from `encode_contact`'s form.
+fn decode_contact(c: &mut Ctx) -> i64 {
+    let Some(raw) = c.msg.ruri().cloned() else {
+        return -1;
+    };
+    match decode_uri(&raw, c.core.m.siputils.rpid.separator) {
+        Ok(v) => {
+            c.msg.set_ruri(Bytes::from(v));
+            1
+        }
+        Err(rc) => {
+            crate::klog!(
+                L_ERR,
+                "siputils",
+                "failed decoding contact [{}] - return code {rc}",
+                String::from_utf8_lossy(&raw)
+            );
+            rc
+        }
+    }
 }
 
 // ---------------------------------------------------------------- contact_param_*
@@ -486,6 +666,22 @@ mod tests {
         assert_eq!(cmp_hdr_name(b"X-Foo ", b"x-foo"), 1);
         assert_eq!(cmp_hdr_name(b"To", b"From"), -1);
         assert_eq!(cmp_hdr_name(b"X-A", b"X-B"), -2);
+    }
+
+    #[test]
+    fn contact_encoding_round_trip() {
+        let e = encode_uri(
+            b"sip:alice:pw@192.0.2.1:5070;transport=tcp",
+            b"enc",
+            b"1.2.3.4",
+            b'*',
+        )
+        .unwrap();
+        assert_eq!(e, b"sip:enc*alice*pw*192.0.2.1*5070*tcp@1.2.3.4");
+        let d = decode_uri(&[&e[..], b";lr"].concat(), b'*').unwrap();
+        assert_eq!(d, b"sip:alice:pw@192.0.2.1:5070;transport=tcp;lr");
+        assert_eq!(decode_uri(b"sip:a*b@host", b'*'), Err(-26));
+        assert_eq!(decode_uri(b"sip:x**pw*h**@host", b'*'), Err(-3));
     }
 
     #[test]

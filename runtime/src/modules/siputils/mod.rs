@@ -24,6 +24,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::str("rpid_suffix"),
         ParamDef::str("rpid_avp"),
         ParamDef::int("e164_max_len"),
+        ParamDef::str("contact_flds_separator"),
     ],
     register,
     init: Some(more::init),
