@@ -2,6 +2,7 @@
 //! auto-expiry, `$sht(table=>key)` and friends, and the `sht_*` functions.
 
 mod iter;
+mod store;
 
 use super::core::actions::{arg_bytes, arg_int, b};
 
@@ -25,7 +26,7 @@ pub static MODULE: ModuleDef = ModuleDef {
         ParamDef::str("value_type_column"),
         ParamDef::str("key_value_column"),
         ParamDef::str("expires_column"),
-        ParamDef::int("array_size_suffix"),
+        ParamDef::str("array_size_suffix"),
         ParamDef::int("fetch_rows"),
         ParamDef::int("timer_interval"),
         ParamDef::int("db_expires"),
@@ -52,9 +53,39 @@ pub struct Table {
     items: RwLock<AHashMap<Bytes, Item>>,
     /// `sht_lock`/`sht_unlock` slots.
     slot_locks: Vec<iter::SlotLock>,
+    /// Kamailio's slot count (`size` attribute): orders `htable.dump`.
+    slots: usize,
+    /// `dbtable`: loaded at start-up, written back at shutdown when `dbmode` is 1.
+    dbtable: Option<String>,
+    dbmode: i64,
+    /// `cols`: custom columns (first the key), values packed with `coldelim` (`,`), a NULL
+    /// written as `colnull` (`*`); 5.6 has these two fixed, later versions make them settable.
+    cols: Vec<String>,
+    coldelim: String,
+    colnull: String,
+    dmqreplicate: i64,
 }
 
 impl Table {
+    /// A table with the same attributes and no items (a reload's scratch space).
+    fn empty_copy(&self) -> Table {
+        Table {
+            name: self.name.clone(),
+            autoexpire: self.autoexpire,
+            updateexpire: self.updateexpire,
+            initval: self.initval,
+            items: RwLock::new(AHashMap::new()),
+            slot_locks: Vec::new(),
+            slots: self.slots,
+            dbtable: self.dbtable.clone(),
+            dbmode: self.dbmode,
+            cols: self.cols.clone(),
+            coldelim: self.coldelim.clone(),
+            colnull: self.colnull.clone(),
+            dmqreplicate: self.dmqreplicate,
+        }
+    }
+
     fn read(&self) -> std::sync::RwLockReadGuard<'_, AHashMap<Bytes, Item>> {
         match self.items.read() {
             Ok(g) => g,
@@ -174,6 +205,9 @@ impl Table {
 #[derive(Default)]
 pub struct HtableState {
     pub tables: Vec<Arc<Table>>,
+    /// The `db_url` connection, when set.
+    db: Option<crate::db::DbHandle>,
+    cols: store::DbCols,
 }
 
 impl HtableState {
@@ -196,6 +230,13 @@ fn parse_def(def: &str) -> Result<Table, String> {
         slot_locks: (0..iter::LOCK_SLOTS)
             .map(|_| iter::SlotLock::new(()))
             .collect(),
+        slots: 16,
+        dbtable: None,
+        dbmode: 0,
+        cols: Vec::new(),
+        coldelim: ",".into(),
+        colnull: "*".into(),
+        dmqreplicate: 0,
     };
     for a in attrs.split(';').map(str::trim).filter(|a| !a.is_empty()) {
         let (k, v) = a.split_once('=').unwrap_or((a, ""));
@@ -204,18 +245,37 @@ fn parse_def(def: &str) -> Result<Table, String> {
                 .parse::<i64>()
                 .map_err(|_| format!("bad value for {k} in htable '{}'", t.name))
         };
+        let text = || v.trim().trim_matches(|c| c == '\'' || c == '"').to_string();
         match k.trim() {
-            "size" | "dmqreplicate" | "coldelim" | "colnull" => {}
+            // Kamailio: 2^size slots, sizes up to 1 giving 8 and above 31 giving 16384.
+            "size" => {
+                t.slots = match num()? {
+                    n if n <= 1 => 8,
+                    n if n > 31 => 1 << 14,
+                    n => 1usize << n,
+                }
+            }
             "autoexpire" => t.autoexpire = num()?.max(0) as u64,
             "initval" => t.initval = Some(num()?),
             "updateexpire" => t.updateexpire = num()? != 0,
-            "dbtable" | "dbmode" | "cols" if !v.trim().is_empty() && v.trim() != "0" => {
-                return Err(format!(
-                    "htable '{}': loading from/saving to a database ({k}) is not supported yet",
-                    t.name
-                ));
+            "dmqreplicate" => t.dmqreplicate = num()?,
+            "dbtable" => t.dbtable = Some(text()).filter(|s| !s.is_empty()),
+            "dbmode" => t.dbmode = num()?,
+            "cols" => {
+                t.cols = text()
+                    .split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect();
+                if t.cols.len() < 2 {
+                    return Err(format!(
+                        "htable '{}': cols needs the key column and at least one value column",
+                        t.name
+                    ));
+                }
             }
-            "dbtable" | "dbmode" | "cols" => {}
+            "coldelim" => t.coldelim = text(),
+            "colnull" => t.colnull = text(),
             other => return Err(format!("unknown htable attribute '{other}'")),
         }
     }
@@ -233,7 +293,62 @@ fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
         }
         ictx.states.htable.tables.push(Arc::new(t));
     }
+    let p = ictx.params;
+    let st = &mut ictx.states.htable;
+    let c = &mut st.cols;
+    for (name, slot) in [
+        ("key_name_column", &mut c.name),
+        ("key_type_column", &mut c.ktype),
+        ("value_type_column", &mut c.vtype),
+        ("key_value_column", &mut c.value),
+        ("expires_column", &mut c.expires),
+        ("array_size_suffix", &mut c.array_suffix),
+    ] {
+        if let Some(v) = p.str(name) {
+            *slot = v;
+        }
+    }
+    c.use_expires = p.int("db_expires", 0) != 0;
+    let needs_db = st.tables.iter().any(|t| t.dbtable.is_some());
+    match p.str("db_url") {
+        Some(url) => {
+            st.db = Some(
+                crate::db::open_shared(&url, ictx.workdir).map_err(|e| format!("htable: {e}"))?,
+            );
+        }
+        None if needs_db => return Err("htable: a table has dbtable but db_url is not set".into()),
+        None => {}
+    }
+    for t in &st.tables {
+        let n = store::load(st, t)?;
+        if t.dbtable.is_some() {
+            crate::klog!(
+                crate::log::L_INFO,
+                "htable",
+                "loaded {n} rows into htable [{}]",
+                t.name
+            );
+        }
+    }
     Ok(())
+}
+
+/// At shutdown, tables with `dbmode=1` are written back to their database table.
+fn write_back(c: &mut Ctx) {
+    let st = &c.core.m.htable;
+    for t in st
+        .tables
+        .iter()
+        .filter(|t| t.dbmode != 0 && t.dbtable.is_some())
+    {
+        if let Err(e) = store::store(st, t) {
+            crate::klog!(
+                crate::log::L_ERR,
+                "htable",
+                "failed syncing hash table: {e}"
+            );
+        }
+    }
 }
 
 fn purge(ctx: &mut Ctx) {
@@ -348,6 +463,8 @@ fn count(ctx: &mut Ctx, spec: &PvSpec, by_value: bool) -> Value {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    store::register(r.rpc);
+    r.hooks.shutdown.push(write_back);
     r.timers.push(TimerDef {
         name: "htable-expire",
         every: Duration::from_secs(20),
