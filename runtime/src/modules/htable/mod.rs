@@ -849,7 +849,13 @@ mod tests {
         assert!(matches!(t.expires_in(b"x"), Value::Int(n) if n > 290));
         t.set(Bytes::from("x"), Value::Null);
         assert_eq!(t.get(b"x"), Value::Int(0));
-        assert!(parse_def("x=>dbtable=htable").is_err());
+        let d = parse_def("x=>dbtable=htable;dbmode=1;size=2;cols='k,v'").unwrap();
+        assert_eq!(
+            (d.dbtable.as_deref(), d.dbmode, d.slots),
+            (Some("htable"), 1, 4)
+        );
+        assert_eq!(d.cols, ["k", "v"]);
+        assert!(parse_def("x=>cols='k'").is_err());
         assert!(parse_def("x=>bogus=1").is_err());
     }
 }
