@@ -13,6 +13,9 @@ use std::collections::HashMap;
 use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
+mod more;
+pub mod multipart;
+
 pub static MODULE: ModuleDef = ModuleDef {
     name: "textops",
     params: &[],
@@ -32,22 +35,31 @@ thread_local! {
 /// Compiles a pattern as Kamailio's textops does: extended, case-insensitive, newline
 /// sensitive.
 pub fn regex(pat: &[u8]) -> Option<regex::bytes::Regex> {
+    regex_opts(pat, true)
+}
+
+/// Compiles an extended, case-insensitive pattern; `newline` as glibc's `REG_NEWLINE` (`.`
+/// stops at line ends, `^`/`$` match at them), otherwise `.` matches anything and `^`/`$`
+/// anchor the whole text.
+pub fn regex_opts(pat: &[u8], newline: bool) -> Option<regex::bytes::Regex> {
     let p = String::from_utf8_lossy(pat).into_owned();
+    let key = format!("{}{p}", if newline { 'n' } else { 's' });
     REGEX_CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(r) = c.get(&p) {
+        if let Some(r) = c.get(&key) {
             return Some(r.clone());
         }
         let r = regex::bytes::RegexBuilder::new(&p)
             .case_insensitive(true)
-            .multi_line(true)
+            .multi_line(newline)
+            .dot_matches_new_line(!newline)
             .build();
         match r {
             Ok(r) => {
                 if c.len() >= 256 {
                     c.clear();
                 }
-                c.insert(p, r.clone());
+                c.insert(key, r.clone());
                 Some(r)
             }
             Err(e) => {
@@ -59,6 +71,8 @@ pub fn regex(pat: &[u8]) -> Option<regex::bytes::Regex> {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    more::register(r);
+    multipart::register(r);
     use ParamHint::Regex as Re;
     r.kemi("textops", "search", &[S], RetType::Int, search)
         .native("search", RouteMask::ANY)
@@ -342,7 +356,7 @@ fn search_body(c: &mut Ctx, a: &[Value]) -> Value {
     }
 }
 
-fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
+pub(super) fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
     let Some(re) = regex(&arg_bytes(a, 0)) else {
         return Value::Int(-1);
     };
@@ -357,7 +371,7 @@ fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
     for i in &idx {
         c.msg.remove_header(*i);
     }
-    Value::Int(if idx.is_empty() { -1 } else { idx.len() as i64 })
+    b(!idx.is_empty())
 }
 
 fn has_body_type(c: &mut Ctx, a: &[Value]) -> Value {
