@@ -79,7 +79,12 @@ fn run(s: &Server, p: &Peer) -> Vec<(String, String)> {
         ("f_shf2", "application/sdp", SDP, "id"),
         ("f_sapp", "application/sdp", SDP, "id"),
         ("f_rstr", "application/sdp", SDP, "id"),
-        ("f_rhstr", "text/plain", "X-Foo in the body, X-Foo again\r\n", "id"),
+        (
+            "f_rhstr",
+            "text/plain",
+            "X-Foo in the body, X-Foo again\r\n",
+            "id",
+        ),
         ("f_rhdrs", "application/sdp", SDP, "id"),
         ("f_atonce", "application/sdp", SDP, "id"),
         ("f_bodyall", "application/sdp", SDP, "id"),

@@ -42,9 +42,13 @@ pub fn register(r: &mut Registrar<'_>) {
     )
     .native("search_append_body", RouteMask::ANY)
     .hints(&[Re, Plain]);
-    r.kemi("textops", "replace_str", &[S, S, S], RetType::Int, |c, a| {
-        replace_str(c, a, Area::All)
-    })
+    r.kemi(
+        "textops",
+        "replace_str",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| replace_str(c, a, Area::All),
+    )
     .native("replace_str", RouteMask::ANY);
     r.kemi(
         "textops",
@@ -159,9 +163,13 @@ pub fn register(r: &mut Registrar<'_>) {
     )
     .native("regex_substring", REQ_FAIL_BRANCH_REPLY)
     .hints(&[Plain, Plain, Plain, Plain, PvName]);
-    r.kemi("textops", "set_reply_body", &[S, S], RetType::Int, |c, a| {
-        set_reply_body(c, arg_bytes(a, 0), &arg_bytes(a, 1))
-    })
+    r.kemi(
+        "textops",
+        "set_reply_body",
+        &[S, S],
+        RetType::Int,
+        |c, a| set_reply_body(c, arg_bytes(a, 0), &arg_bytes(a, 1)),
+    )
     .native("set_reply_body", REQ_FAIL_BRANCH);
 }
 
@@ -249,6 +257,9 @@ pub(super) fn find_from(
         .map(|m| (m.start() - 1 + pos, m.end() - 1 + pos))
 }
 
+/// Match ranges in a text.
+type Spans = Vec<(usize, usize)>;
+
 /// Finds every non-overlapping match of `re` in `text[from..to]` as Kamailio's
 /// replace-all loops do; `nobol_reset` lets `^` match again after a match ending in a line
 /// break. `Err` carries the matches found before an empty match (Kamailio stops there).
@@ -258,7 +269,7 @@ fn find_all(
     from: usize,
     to: usize,
     nobol_reset: bool,
-) -> Result<Vec<(usize, usize)>, Vec<(usize, usize)>> {
+) -> Result<Spans, Spans> {
     let Some(scope) = text.get(..to) else {
         return Ok(Vec::new());
     };
@@ -270,7 +281,11 @@ fn find_all(
             break;
         };
         if s == e {
-            crate::klog!(L_ERR, "textops", "matched string is empty... invalid regexp?");
+            crate::klog!(
+                L_ERR,
+                "textops",
+                "matched string is empty... invalid regexp?"
+            );
             return Err(out);
         }
         out.push((s, e));
@@ -496,7 +511,10 @@ fn replace_body_atonce(c: &mut Ctx, re: &[u8], with: Bytes, newline: bool) -> Va
         Err(f) => (f, false),
     };
     let hit = !found.is_empty();
-    let reps = found.into_iter().map(|(s, e)| (s, e, with.clone())).collect();
+    let reps = found
+        .into_iter()
+        .map(|(s, e)| (s, e, with.clone()))
+        .collect();
     apply(c, &v, reps);
     Value::Int(if ok && hit { 1 } else { -1 })
 }
@@ -727,8 +745,7 @@ fn audio_on_hold(c: &Ctx) -> i64 {
         let l = l.get(..10)?;
         if l.eq_ignore_ascii_case(b"a=sendrecv") || l.eq_ignore_ascii_case(b"a=recvonly") {
             Some(false)
-        } else if l.eq_ignore_ascii_case(b"a=inactive") || l.eq_ignore_ascii_case(b"a=sendonly")
-        {
+        } else if l.eq_ignore_ascii_case(b"a=inactive") || l.eq_ignore_ascii_case(b"a=sendonly") {
             Some(true)
         } else {
             None
@@ -824,7 +841,11 @@ fn regex_substring(
     let re = match vm::program::posix_regex(re, false) {
         Ok(r) => r,
         Err(e) => {
-            crate::klog!(L_ERR, "textops", "regular expression could not be compiled: {e}");
+            crate::klog!(
+                L_ERR,
+                "textops",
+                "regular expression could not be compiled: {e}"
+            );
             return Value::Int(-1);
         }
     };

@@ -22,18 +22,28 @@ const REQ_FAIL_BRANCH_REPLY: RouteMask = RouteMask(1 | 2 | 4 | 8 | 128);
 pub fn register(r: &mut Registrar<'_>) {
     use ParamHint::{Plain, PvName};
     // set_body_multipart([txt, content_type][, boundary])
-    r.kemi("textops", "set_body_multipart", &[S, S, S], RetType::Int, |c, a| {
-        Value::Int(set_multibody(
-            c,
-            &arg_bytes(a, 0),
-            &arg_bytes(a, 1),
-            &arg_bytes(a, 2),
-        ))
-    })
+    r.kemi(
+        "textops",
+        "set_body_multipart",
+        &[S, S, S],
+        RetType::Int,
+        |c, a| {
+            Value::Int(set_multibody(
+                c,
+                &arg_bytes(a, 0),
+                &arg_bytes(a, 1),
+                &arg_bytes(a, 2),
+            ))
+        },
+    )
     .native("set_body_multipart", REQ_FAIL_BRANCH);
-    r.kemi("textops", "set_body_multipart_mode", &[], RetType::Int, |c, _| {
-        Value::Int(set_multibody(c, b"", b"", b""))
-    })
+    r.kemi(
+        "textops",
+        "set_body_multipart_mode",
+        &[],
+        RetType::Int,
+        |c, _| Value::Int(set_multibody(c, b"", b"", b"")),
+    )
     .native("set_body_multipart", REQ_FAIL_BRANCH);
     r.kemi(
         "textops",
@@ -51,9 +61,13 @@ pub fn register(r: &mut Registrar<'_>) {
         |c, a| Value::Int(set_multibody(c, &arg_bytes(a, 0), &arg_bytes(a, 1), b"")),
     )
     .native("set_body_multipart", REQ_FAIL_BRANCH);
-    r.kemi("textops", "append_body_part", &[S, S], RetType::Int, |c, a| {
-        Value::Int(append_part(c, &arg_bytes(a, 0), &arg_bytes(a, 1), b""))
-    })
+    r.kemi(
+        "textops",
+        "append_body_part",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(append_part(c, &arg_bytes(a, 0), &arg_bytes(a, 1), b"")),
+    )
     .native("append_body_part", REQ_FAIL_BRANCH);
     r.kemi(
         "textops",
@@ -102,9 +116,13 @@ pub fn register(r: &mut Registrar<'_>) {
     })
     .native("get_body_part", REQ_FAIL_BRANCH_REPLY)
     .hints(&[Plain, PvName]);
-    r.kemi("textops", "get_body_part_raw", &[S, S], RetType::Int, |c, a| {
-        Value::Int(get_part(c, &arg_bytes(a, 0), &arg_bytes(a, 1), false))
-    })
+    r.kemi(
+        "textops",
+        "get_body_part_raw",
+        &[S, S],
+        RetType::Int,
+        |c, a| Value::Int(get_part(c, &arg_bytes(a, 0), &arg_bytes(a, 1), false)),
+    )
     .native("get_body_part_raw", REQ_FAIL_BRANCH_REPLY)
     .hints(&[Plain, PvName]);
     r.kemi("textops", "filter_body", &[S], RetType::Int, |c, a| {
@@ -343,13 +361,7 @@ fn set_parts_body(c: &mut Ctx, body: Vec<u8>) {
 /// One part as written by textops: optional opening delimiter, Content-Type (and
 /// Content-Disposition), empty line, text (with a CRLF when it does not end in two), and
 /// a delimiter line.
-fn part_text(
-    txt: &[u8],
-    ct: &[u8],
-    cd: &[u8],
-    delimiter: &[u8],
-    initial: bool,
-) -> Option<Vec<u8>> {
+fn part_text(txt: &[u8], ct: &[u8], cd: &[u8], delimiter: &[u8], initial: bool) -> Option<Vec<u8>> {
     if txt.is_empty() || ct.is_empty() || delimiter.is_empty() {
         crate::klog!(L_ERR, "textops", "invalid parameters");
         return None;
@@ -448,11 +460,7 @@ fn append_part(c: &mut Ctx, txt: &[u8], ct: &[u8], cd: &[u8]) -> i64 {
         return -1;
     }
     let Some(delimiter) = ctype_value(c).and_then(|ct| mixed_part_delimiter(&ct)) else {
-        crate::klog!(
-            L_ERR,
-            "textops",
-            "Cannot get boundary. Is body multipart?"
-        );
+        crate::klog!(L_ERR, "textops", "Cannot get boundary. Is body multipart?");
         return -1;
     };
     let Some(nbb) = part_text(txt, ct, cd, &delimiter, false) else {
