@@ -13,6 +13,8 @@ const SDP: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=one\r\nc=IN IP4 1
 const SDP_ZERO: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=video 5000 RTP/AVP 31\r\nm=audio 49170 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
 const SDP_SESS: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\na=inactive\r\nm=audio 49170 RTP/AVP 0\r\n";
 const SDP_PLAIN: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 192.168.1.10\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\na=sendrecv\r\n";
+const SDP_TRICKLE: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\na=ice-options:trickle\r\n";
+const SDP_ZERO_M: &str = "v=0\r\no=alice 1 1 IN IP4 192.168.1.10\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\nm=audio 9 RTP/AVP 0\r\nc=IN IP4 0.0.0.0\r\na=sendrecv\r\n";
 const MP_CT: &str = "multipart/mixed;boundary=\"b1\"";
 
 fn multipart() -> String {
@@ -107,6 +109,11 @@ fn run(s: &Server, p: &Peer) -> Vec<(String, String)> {
         ("f_mp_filter", MP_CT, &mp, "id"),
         ("f_mp_filter2", MP_CT, &mp, "id"),
         ("f_mp_filter_sdp", "application/sdp", SDP, "id"),
+        ("f_setbody", "application/sdp", SDP, "id"),
+        ("f_setbody2", "application/sdp", SDP, "id"),
+        ("r_empty", "text/plain", "", "id"),
+        ("r_hold", "application/sdp", SDP_TRICKLE, "id"),
+        ("r_hold", "application/sdp", SDP_ZERO_M, "id"),
     ];
     let mut out = Vec::new();
     for (i, (case, ct, body, privacy)) in cases.into_iter().enumerate() {

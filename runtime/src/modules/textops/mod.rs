@@ -1,7 +1,7 @@
 //! Kamailio's `textops` module: searching, adding and removing headers, body checks and
 //! string comparisons.
 
-use super::core::actions::{arg_bytes, arg_int, b, current_method, is_method_list};
+use super::core::actions::{arg_bytes, arg_int, b, is_method_list};
 use super::core::hdr::{name_matches, remove_named, with_crlf};
 use super::{ModuleDef, Registrar};
 use crate::ctx::Ctx;
@@ -559,28 +559,33 @@ fn rewrite_message(
     found || body_hit
 }
 
+/// Kamailio's `set_body`: both arguments required; the (first) Content-Type is replaced,
+/// at the end of the headers, only when its value differs.
 fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
     let body = arg_bytes(a, 0);
     let ctype = arg_bytes(a, 1);
-    let idx: Vec<usize> = c
+    if body.is_empty() || ctype.is_empty() {
+        crate::klog!(L_ERR, "textops", "invalid body or content-type parameter");
+        return Value::Int(-1);
+    }
+    let first = c
         .msg
         .headers()
         .iter()
-        .enumerate()
-        .filter(|(_, h)| h.kind == HdrKind::ContentType)
-        .map(|(i, _)| i)
-        .collect();
-    for i in idx {
-        c.msg.remove_header(i);
-    }
-    if !ctype.is_empty() {
+        .position(|h| h.kind == HdrKind::ContentType);
+    let same = first
+        .and_then(|i| c.msg.headers().get(i))
+        .is_some_and(|h| h.value == ctype);
+    if !same {
+        if let Some(i) = first {
+            c.msg.remove_header(i);
+        }
         let mut line = b"Content-Type: ".to_vec();
         line.extend_from_slice(&ctype);
         line.extend_from_slice(b"\r\n");
         c.msg.append_header(Bytes::from(line));
     }
     c.msg.set_body(body);
-    let _ = current_method(c);
     Value::Int(1)
 }
 
