@@ -217,3 +217,17 @@ fn textops_kemi_names_match_kamailio() {
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
 }
+
+/// `subst_v`, newer than Kamailio 5.6: ksr only, against the expected text.
+#[test]
+fn textops_newer_functions() {
+    let cfg = root().join("tests/data/textops_more.cfg");
+    let p = Peer {
+        client: client(),
+        up: client(),
+    };
+    let s = start_ksr(&cfg, &["WITH_NEWER"]);
+    let m = req(&p, "r_newer", "application/sdp", SDP, "id");
+    let got = exchange(&s, &p.client, &m).unwrap_or_default();
+    assert_eq!(header(&got, "X-R"), Some("1=new+abc -1"), "{got}");
+}

@@ -171,6 +171,12 @@ pub fn register(r: &mut Registrar<'_>) {
         |c, a| set_reply_body(c, arg_bytes(a, 0), &arg_bytes(a, 1)),
     )
     .native("set_reply_body", REQ_FAIL_BRANCH);
+    // Newer than Kamailio 5.6 (as in its later versions).
+    r.kemi("textops", "subst_v", &[S, S, S], RetType::Int, |c, a| {
+        subst_v(c, &arg_bytes(a, 0), &arg_bytes(a, 1), &arg_bytes(a, 2))
+    })
+    .native("subst_v", RouteMask::ANY)
+    .hints(&[Plain, Plain, PvName]);
 }
 
 /// The message after its first line as textops searches it: the header section as received
@@ -867,6 +873,32 @@ fn regex_substring(
         return Value::Int(-1);
     }
     Value::Int(1)
+}
+
+/// `subst_v`: the substitution applied to `input`, stored in `dst`; -1 when it does not
+/// match.
+fn subst_v(c: &mut Ctx, input: &[u8], subst: &[u8], dst: &[u8]) -> Value {
+    let Some(spec) = super::super::core::pvapi::spec(c, &Bytes::copy_from_slice(dst)) else {
+        return Value::Int(-1);
+    };
+    let e = match vm::transform::parse_subst_expr(&String::from_utf8_lossy(subst), None) {
+        Ok(e) => e,
+        Err(err) => {
+            crate::klog!(L_ERR, "textops", "bad subst re: {err}");
+            return Value::Int(-1);
+        }
+    };
+    match e.apply(input, &[]) {
+        Ok(Some(out)) => match vm::pv::set(c, &spec, &Value::Str(Bytes::from(out))) {
+            Ok(()) => Value::Int(1),
+            Err(_) => Value::Int(-1),
+        },
+        Ok(None) => Value::Int(-1),
+        Err(_) => {
+            crate::klog!(L_ERR, "textops", "substitution failed");
+            Value::Int(-1)
+        }
+    }
 }
 
 fn set_reply_body(c: &mut Ctx, body: Bytes, ctype: &[u8]) -> Value {
