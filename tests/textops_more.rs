@@ -229,5 +229,21 @@ fn textops_newer_functions() {
     let s = start_ksr(&cfg, &["WITH_NEWER"]);
     let m = req(&p, "r_newer", "application/sdp", SDP, "id");
     let got = exchange(&s, &p.client, &m).unwrap_or_default();
-    assert_eq!(header(&got, "X-R"), Some("1=new+abc -1"), "{got}");
+    assert_eq!(header(&got, "X-R"), Some("1=new+abc -1 1"), "{got}");
+    assert!(got.ends_with("Content-Length: 4\r\n\r\nhi\r\n"), "{got}");
+    assert_eq!(header(&got, "Content-Type"), Some("text/plain"), "{got}");
+    let m = req(&p, "f_newer", "application/sdp", SDP, "id").replacen(
+        "\r\nFrom:",
+        "\r\nVia: SIP/2.0/UDP 10.0.0.9:5060;x=1;branch=z9hG4bK-second;X=\"2\"\r\nFrom:",
+        1,
+    );
+    let _ = p.client.send_to(m.as_bytes(), ("127.0.0.1", s.port));
+    let got = recv(&p.up, 2000).unwrap_or_default();
+    assert_eq!(header(&got, "X-Rc"), Some("1 -1 2 1 -1 -1"), "{got}");
+    assert!(
+        got.contains("\r\nVia: SIP/2.0/UDP 10.0.0.9:5060\r\n"),
+        "{got}"
+    );
+    assert!(got.ends_with("\r\n\r\nABC"), "{got}");
+    assert_eq!(header(&got, "Content-Type"), Some("text/plain"), "{got}");
 }

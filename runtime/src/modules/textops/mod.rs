@@ -231,6 +231,21 @@ fn register(r: &mut Registrar<'_>) {
     .hints(&[ParamHint::Subst]);
     r.kemi("textops", "set_body", &[S, S], RetType::Int, set_body)
         .native("set_body", RouteMask::ANY);
+    // Newer than Kamailio 5.6 (as in its later versions).
+    r.kemi(
+        "textops",
+        "set_body_hex",
+        &[S, S],
+        RetType::Int,
+        |c, a| match multipart::unhex(&arg_bytes(a, 0)) {
+            Some(raw) => set_body_to(c, Bytes::from(raw), &arg_bytes(a, 1)),
+            None => {
+                crate::klog!(L_ERR, "textops", "invalid input hex data");
+                Value::Int(-1)
+            }
+        },
+    )
+    .native("set_body_hex", RouteMask::ANY);
     r.kemi("textops", "in_list", &[S, S, S], RetType::Int, |_, a| {
         let subject = arg_bytes(a, 0);
         let list = arg_bytes(a, 1);
@@ -562,8 +577,10 @@ fn rewrite_message(
 /// Kamailio's `set_body`: both arguments required; the (first) Content-Type is replaced,
 /// at the end of the headers, only when its value differs.
 fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
-    let body = arg_bytes(a, 0);
-    let ctype = arg_bytes(a, 1);
+    set_body_to(c, arg_bytes(a, 0), &arg_bytes(a, 1))
+}
+
+fn set_body_to(c: &mut Ctx, body: Bytes, ctype: &[u8]) -> Value {
     if body.is_empty() || ctype.is_empty() {
         crate::klog!(L_ERR, "textops", "invalid body or content-type parameter");
         return Value::Int(-1);
@@ -575,13 +592,13 @@ fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
         .position(|h| h.kind == HdrKind::ContentType);
     let same = first
         .and_then(|i| c.msg.headers().get(i))
-        .is_some_and(|h| h.value == ctype);
+        .is_some_and(|h| h.value[..] == *ctype);
     if !same {
         if let Some(i) = first {
             c.msg.remove_header(i);
         }
         let mut line = b"Content-Type: ".to_vec();
-        line.extend_from_slice(&ctype);
+        line.extend_from_slice(ctype);
         line.extend_from_slice(b"\r\n");
         c.msg.append_header(Bytes::from(line));
     }

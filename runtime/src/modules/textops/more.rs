@@ -172,6 +172,23 @@ pub fn register(r: &mut Registrar<'_>) {
     )
     .native("set_reply_body", REQ_FAIL_BRANCH);
     // Newer than Kamailio 5.6 (as in its later versions).
+    r.kemi(
+        "textops",
+        "set_reply_body_hex",
+        &[S, S],
+        RetType::Int,
+        |c, a| match super::multipart::unhex(&arg_bytes(a, 0)) {
+            Some(raw) => set_reply_body(c, Bytes::from(raw), &arg_bytes(a, 1)),
+            None => {
+                crate::klog!(L_ERR, "textops", "invalid input hex data");
+                Value::Int(-1)
+            }
+        },
+    )
+    .native("set_reply_body_hex", REQ_FAIL_BRANCH);
+    r.native("via_param_rm", &[S, I], RouteMask::ANY, |c, a| {
+        via_param_rm(c, &arg_bytes(a, 0), arg_int(a, 1))
+    });
     r.kemi("textops", "subst_v", &[S, S, S], RetType::Int, |c, a| {
         subst_v(c, &arg_bytes(a, 0), &arg_bytes(a, 1), &arg_bytes(a, 2))
     })
@@ -873,6 +890,61 @@ fn regex_substring(
         return Value::Int(-1);
     }
     Value::Int(1)
+}
+
+/// `via_param_rm`: removes parameter `name` (with its `;`) from the Via body at `idx`
+/// (negative from the end, counted as Kamailio does: -2 is the last one); how many were
+/// removed, -1 when none.
+fn via_param_rm(c: &mut Ctx, name: &[u8], idx: i64) -> Value {
+    let Ok(vias) = c.msg.vias() else {
+        return Value::Int(-1);
+    };
+    let idx = if idx < 0 {
+        let n = vias.len() as i64 + 1;
+        if -idx > n {
+            return Value::Int(-1);
+        }
+        n + idx
+    } else {
+        idx
+    };
+    let Some(v) = usize::try_from(idx).ok().and_then(|i| vias.get(i)) else {
+        return Value::Int(-1);
+    };
+    let buf = c.msg.buf().clone();
+    let mut cuts = Vec::new();
+    for p in v
+        .params
+        .iter()
+        .filter(|p| p.name.eq_ignore_ascii_case(name))
+    {
+        let Some(ns) = c.msg.offset_of(&p.name) else {
+            continue;
+        };
+        let Some(semi) = buf
+            .get(v.start..ns)
+            .and_then(|s| s.iter().rposition(|x| *x == b';'))
+        else {
+            crate::klog!(L_ERR, "textops", "missing start of via parameters");
+            return Value::Int(-1);
+        };
+        let end = match p.value.as_ref().filter(|x| !x.is_empty()) {
+            Some(val) => c
+                .msg
+                .offset_of(val)
+                .map_or(ns + p.name.len(), |o| o + val.len()),
+            None => ns + p.name.len(),
+        };
+        cuts.push((v.start + semi, end));
+    }
+    if cuts.is_empty() {
+        return Value::Int(-1);
+    }
+    let n = cuts.len() as i64;
+    for (s, e) in cuts {
+        c.msg.add_edit(Edit::replace(s, e, Bytes::new()));
+    }
+    Value::Int(n)
 }
 
 /// `subst_v`: the substitution applied to `input`, stored in `dst`; -1 when it does not

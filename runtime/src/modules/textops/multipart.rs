@@ -473,7 +473,7 @@ fn append_part(c: &mut Ctx, txt: &[u8], ct: &[u8], cd: &[u8]) -> i64 {
 }
 
 /// Hex text (blanks allowed between digit pairs) to bytes.
-fn unhex(h: &[u8]) -> Option<Vec<u8>> {
+pub(super) fn unhex(h: &[u8]) -> Option<Vec<u8>> {
     let digit = |x: u8| -> Option<u8> {
         match x {
             b'0'..=b'9' => Some(x - b'0'),
