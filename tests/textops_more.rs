@@ -75,6 +75,7 @@ fn run(s: &Server, p: &Peer) -> Vec<(String, String)> {
         ("r_priv", "application/sdp", SDP, "history ; id"),
         ("r_priv", "application/sdp", SDP, "id;bogus"),
         ("r_body", "application/sdp", SDP, "id"),
+        ("r_tbody", "application/sdp", SDP, "id"),
         ("r_parts", MP_CT, &mp, "id"),
         ("r_parts_sdp", "application/sdp", SDP, "id"),
         ("f_shf", "application/sdp", SDP, "id"),
