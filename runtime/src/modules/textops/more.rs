@@ -855,7 +855,7 @@ fn regex_substring(
     nmatch: i64,
     dst: &[u8],
 ) -> Value {
-    if dst.is_empty() || mindex > nmatch - 1 || mindex < 0 {
+    if dst.is_empty() || mindex > nmatch.saturating_sub(1) || mindex < 0 {
         return Value::Int(-1);
     }
     let Some(spec) = super::super::core::pvapi::spec(c, &Bytes::copy_from_slice(dst)) else {
@@ -901,7 +901,7 @@ fn via_param_rm(c: &mut Ctx, name: &[u8], idx: i64) -> Value {
     };
     let idx = if idx < 0 {
         let n = vias.len() as i64 + 1;
-        if -idx > n {
+        if idx.saturating_neg() > n {
             return Value::Int(-1);
         }
         n + idx
