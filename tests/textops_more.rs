@@ -111,6 +111,8 @@ fn run(s: &Server, p: &Peer) -> Vec<(String, String)> {
         ("f_mp_filter2", MP_CT, &mp, "id"),
         ("f_mp_filter_sdp", "application/sdp", SDP, "id"),
         ("f_setbody", "application/sdp", SDP, "id"),
+        ("f_mp_twice", MP_CT, &mp, "id"),
+        ("f_mp_rm_app", MP_CT, &mp, "id"),
         ("f_mp_app", "multipart/mixed; boundary=b1", &mp, "id"),
         ("r_parts", "multipart/mixed; boundary=b1", &mp, "id"),
         ("f_mp_rm", "Multipart/Mixed;Boundary=\"b1\";x=y", &mp, "id"),
