@@ -387,7 +387,9 @@ fn dq_string(lex: &mut Lexer<'_, RawTok>) -> Result<Vec<u8>, LexError> {
                             i += digits;
                         }
                     }
-                    b'0'..=b'7' => {
+                    b'0'..=b'7' if rem.get(i).is_some_and(|c| (b'0'..=b'7').contains(c)) => {
+                        // Octal takes two or three digits (Kamailio's lexer); a single
+                        // digit, e.g. a subst back-reference "\1", stays as written.
                         let start = i - 1;
                         let digits = rem[start..]
                             .iter()

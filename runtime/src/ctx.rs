@@ -115,6 +115,9 @@ pub struct Ctx {
     pub drop: bool,
     /// Headers added to locally generated replies (`append_to_reply`).
     pub reply_hdrs: Vec<Bytes>,
+    /// Body of locally generated replies (`set_reply_body`; its Content-Type is in
+    /// `reply_hdrs`).
+    pub reply_body: Option<Bytes>,
     /// When processing started (for `$TV`, latency logs).
     pub started: std::time::Instant,
 
@@ -162,6 +165,7 @@ impl Ctx {
             branches: Vec::new(),
             drop: false,
             reply_hdrs: Vec::new(),
+            reply_body: None,
             started: std::time::Instant::now(),
             avps: Vec::new(),
             xavps: Default::default(),
@@ -192,6 +196,7 @@ impl Ctx {
         self.branches.clear();
         self.drop = false;
         self.reply_hdrs.clear();
+        self.reply_body = None;
         self.started = std::time::Instant::now();
         self.avps.clear();
         self.xavps.clear();

@@ -957,7 +957,11 @@ impl SipMsg {
                 continue;
             }
             if e.start < pos {
-                // Inside bytes an earlier edit already removed or replaced.
+                // Starts inside bytes an earlier edit already removed or replaced: as
+                // Kamailio fixes overlapping lumps, it moves to where that edit ended
+                // (removing only what lies beyond) and its new text still goes out.
+                out.extend_from_slice(&e.data);
+                pos = pos.max(e.end);
                 continue;
             }
             out.extend_from_slice(&self.buf[pos..e.start]);

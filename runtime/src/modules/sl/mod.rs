@@ -310,7 +310,7 @@ fn send_counted(c: &mut Ctx, code: u16, reason: &[u8], err: bool) -> i32 {
         to_tag: Some(tag.as_bytes()),
         extra_headers: &c.reply_hdrs,
         server: server.as_deref(),
-        body: None,
+        body: c.reply_body.as_deref().map(|b| (&b""[..], b)),
         src: Some(c.rcv.src),
         force_rport: c.opts.force_rport || c.core.cfg.force_rport,
     };

@@ -1,7 +1,7 @@
 //! Kamailio's `textops` module: searching, adding and removing headers, body checks and
 //! string comparisons.
 
-use super::core::actions::{arg_bytes, arg_int, b, current_method, is_method_list};
+use super::core::actions::{arg_bytes, arg_int, b, is_method_list};
 use super::core::hdr::{name_matches, remove_named, with_crlf};
 use super::{ModuleDef, Registrar};
 use crate::ctx::Ctx;
@@ -12,6 +12,9 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
+
+mod more;
+pub mod multipart;
 
 pub static MODULE: ModuleDef = ModuleDef {
     name: "textops",
@@ -32,22 +35,31 @@ thread_local! {
 /// Compiles a pattern as Kamailio's textops does: extended, case-insensitive, newline
 /// sensitive.
 pub fn regex(pat: &[u8]) -> Option<regex::bytes::Regex> {
+    regex_opts(pat, true)
+}
+
+/// Compiles an extended, case-insensitive pattern; `newline` as glibc's `REG_NEWLINE` (`.`
+/// stops at line ends, `^`/`$` match at them), otherwise `.` matches anything and `^`/`$`
+/// anchor the whole text.
+pub fn regex_opts(pat: &[u8], newline: bool) -> Option<regex::bytes::Regex> {
     let p = String::from_utf8_lossy(pat).into_owned();
+    let key = format!("{}{p}", if newline { 'n' } else { 's' });
     REGEX_CACHE.with(|c| {
         let mut c = c.borrow_mut();
-        if let Some(r) = c.get(&p) {
+        if let Some(r) = c.get(&key) {
             return Some(r.clone());
         }
         let r = regex::bytes::RegexBuilder::new(&p)
             .case_insensitive(true)
-            .multi_line(true)
+            .multi_line(newline)
+            .dot_matches_new_line(!newline)
             .build();
         match r {
             Ok(r) => {
                 if c.len() >= 256 {
                     c.clear();
                 }
-                c.insert(p, r.clone());
+                c.insert(key, r.clone());
                 Some(r)
             }
             Err(e) => {
@@ -59,6 +71,8 @@ pub fn regex(pat: &[u8]) -> Option<regex::bytes::Regex> {
 }
 
 fn register(r: &mut Registrar<'_>) {
+    more::register(r);
+    multipart::register(r);
     use ParamHint::Regex as Re;
     r.kemi("textops", "search", &[S], RetType::Int, search)
         .native("search", RouteMask::ANY)
@@ -217,6 +231,21 @@ fn register(r: &mut Registrar<'_>) {
     .hints(&[ParamHint::Subst]);
     r.kemi("textops", "set_body", &[S, S], RetType::Int, set_body)
         .native("set_body", RouteMask::ANY);
+    // Newer than Kamailio 5.6 (as in its later versions).
+    r.kemi(
+        "textops",
+        "set_body_hex",
+        &[S, S],
+        RetType::Int,
+        |c, a| match multipart::unhex(&arg_bytes(a, 0)) {
+            Some(raw) => set_body_to(c, Bytes::from(raw), &arg_bytes(a, 1)),
+            None => {
+                crate::klog!(L_ERR, "textops", "invalid input hex data");
+                Value::Int(-1)
+            }
+        },
+    )
+    .native("set_body_hex", RouteMask::ANY);
     r.kemi("textops", "in_list", &[S, S, S], RetType::Int, |_, a| {
         let subject = arg_bytes(a, 0);
         let list = arg_bytes(a, 1);
@@ -342,7 +371,7 @@ fn search_body(c: &mut Ctx, a: &[Value]) -> Value {
     }
 }
 
-fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
+pub(super) fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
     let Some(re) = regex(&arg_bytes(a, 0)) else {
         return Value::Int(-1);
     };
@@ -357,7 +386,7 @@ fn remove_hf_re(c: &mut Ctx, a: &[Value]) -> Value {
     for i in &idx {
         c.msg.remove_header(*i);
     }
-    Value::Int(if idx.is_empty() { -1 } else { idx.len() as i64 })
+    b(!idx.is_empty())
 }
 
 fn has_body_type(c: &mut Ctx, a: &[Value]) -> Value {
@@ -545,28 +574,35 @@ fn rewrite_message(
     found || body_hit
 }
 
+/// Kamailio's `set_body`: both arguments required; the (first) Content-Type is replaced,
+/// at the end of the headers, only when its value differs.
 fn set_body(c: &mut Ctx, a: &[Value]) -> Value {
-    let body = arg_bytes(a, 0);
-    let ctype = arg_bytes(a, 1);
-    let idx: Vec<usize> = c
+    set_body_to(c, arg_bytes(a, 0), &arg_bytes(a, 1))
+}
+
+fn set_body_to(c: &mut Ctx, body: Bytes, ctype: &[u8]) -> Value {
+    if body.is_empty() || ctype.is_empty() {
+        crate::klog!(L_ERR, "textops", "invalid body or content-type parameter");
+        return Value::Int(-1);
+    }
+    let first = c
         .msg
         .headers()
         .iter()
-        .enumerate()
-        .filter(|(_, h)| h.kind == HdrKind::ContentType)
-        .map(|(i, _)| i)
-        .collect();
-    for i in idx {
-        c.msg.remove_header(i);
-    }
-    if !ctype.is_empty() {
+        .position(|h| h.kind == HdrKind::ContentType);
+    let same = first
+        .and_then(|i| c.msg.headers().get(i))
+        .is_some_and(|h| h.value[..] == *ctype);
+    if !same {
+        if let Some(i) = first {
+            c.msg.remove_header(i);
+        }
         let mut line = b"Content-Type: ".to_vec();
-        line.extend_from_slice(&ctype);
+        line.extend_from_slice(ctype);
         line.extend_from_slice(b"\r\n");
         c.msg.append_header(Bytes::from(line));
     }
     c.msg.set_body(body);
-    let _ = current_method(c);
     Value::Int(1)
 }
 

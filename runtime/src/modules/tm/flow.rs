@@ -521,13 +521,18 @@ pub fn reply_on(ctx: &mut Ctx, t: &TxRef, code: u16, reason: &[u8], use_ctx_hdrs
             return -1;
         }
         let hdrs: &[Bytes] = if use_ctx_hdrs { &ctx.reply_hdrs } else { &[] };
+        let body = if use_ctx_hdrs {
+            ctx.reply_body.as_deref().map(|b| (&b""[..], b))
+        } else {
+            None
+        };
         let spec = ReplySpec {
             code,
             reason,
             to_tag: Some(&tx.to_tag),
             extra_headers: hdrs,
             server: server.as_deref(),
-            body: None,
+            body,
             src: Some(tx.rcv.src),
             force_rport: tx.snap.opts.force_rport || ctx.core.cfg.force_rport,
         };
