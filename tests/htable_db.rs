@@ -127,6 +127,17 @@ fn observe(kamailio: bool) -> Vec<String> {
             without_expire(rpc(&sock, "htable.get", &[t, k]))
         ));
     }
+    // Expired items: the sweep (timer_interval 1) runs the event route for each.
+    let m = request(
+        "OPTIONS",
+        &format!("sip:exp@127.0.0.1:{}", s.port),
+        &c,
+        "ht-exp",
+        "",
+    );
+    let _ = exchange(&s, &c, &m);
+    std::thread::sleep(std::time::Duration::from_millis(3500));
+    seen.push(format!("log: {}", rpc(&sock, "htable.dump", &["log"])));
     drop(s);
     // dbmode=1: the table is written back when the server stops.
     seen.extend(rows(&db));

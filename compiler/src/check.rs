@@ -232,6 +232,7 @@ pub(crate) fn rules<C>(config: &ast::Config, cat: &Catalog<'_, C>) -> Vec<Diagno
             && let Some(n) = d.name.as_deref()
             && !EVENTS_RUN.contains(&n)
             && !n.starts_with("tm:branch-failure")
+            && !n.starts_with("htable:expired:")
         {
             ck.diags.push(Diagnostic::warning(
                 d.block.span,

@@ -106,10 +106,22 @@ impl Table {
 
     pub fn get(&self, key: &[u8]) -> Value {
         let now = Instant::now();
-        match self.read().get(key) {
-            Some(it) if it.expires.is_none_or(|e| e > now) => it.value.clone(),
-            _ => self.initval.map_or(Value::Null, Value::Int),
+        let expired = match self.read().get(key) {
+            Some(it) if it.expires.is_none_or(|e| e > now) => return it.value.clone(),
+            Some(_) => true,
+            None => false,
+        };
+        if expired {
+            // As Kamailio: an expired item read before the sweep is dropped without an
+            // expired event.
+            let mut g = self.write();
+            if g.get(key)
+                .is_some_and(|it| it.expires.is_some_and(|e| e <= now))
+            {
+                g.remove(key);
+            }
         }
+        self.initval.map_or(Value::Null, Value::Int)
     }
 
     pub fn set(&self, key: Bytes, value: Value) {
@@ -195,10 +207,18 @@ impl Table {
             .count()
     }
 
-    fn purge_expired(&self) {
+    /// Removes the expired items; returns them when `collect` (for the expired event).
+    fn purge_expired(&self, collect: bool) -> Vec<(Bytes, Value)> {
         let now = Instant::now();
-        self.write()
-            .retain(|_, it| it.expires.is_none_or(|e| e > now));
+        let mut gone = Vec::new();
+        self.write().retain(|k, it| {
+            let keep = it.expires.is_none_or(|e| e > now);
+            if !keep && collect {
+                gone.push((k.clone(), it.value.clone()));
+            }
+            keep
+        });
+        gone
     }
 }
 
@@ -208,6 +228,9 @@ pub struct HtableState {
     /// The `db_url` connection, when set.
     db: Option<crate::db::DbHandle>,
     cols: store::DbCols,
+    /// `timer_interval`: seconds between expiry sweeps (the expired events fire then).
+    timer_interval: u64,
+    last_sweep: std::sync::Mutex<Option<Instant>>,
 }
 
 impl HtableState {
@@ -309,6 +332,7 @@ fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
         }
     }
     c.use_expires = p.int("db_expires", 0) != 0;
+    st.timer_interval = p.int("timer_interval", 20).max(1) as u64;
     let needs_db = st.tables.iter().any(|t| t.dbtable.is_some());
     match p.str("db_url") {
         Some(url) => {
@@ -351,10 +375,55 @@ fn write_back(c: &mut Ctx) {
     }
 }
 
+thread_local! {
+    /// The item `event_route[htable:expired:<table>]` runs for (`$shtrecord`).
+    static RECORD: std::cell::RefCell<Option<(Bytes, Value)>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The expiry sweep, every `timer_interval` seconds: expired items are removed and, for a
+/// table with `event_route[htable:expired:<table>]`, that route runs once per item.
 fn purge(ctx: &mut Ctx) {
-    for t in &ctx.core.m.htable.tables {
-        t.purge_expired();
+    let st = &ctx.core.m.htable;
+    {
+        let mut last = match st.last_sweep.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        let now = Instant::now();
+        if last
+            .is_some_and(|l| now.duration_since(l) < Duration::from_secs(st.timer_interval.max(1)))
+        {
+            return;
+        }
+        *last = Some(now);
     }
+    for t in &st.tables {
+        let event = format!("htable:expired:{}", t.name);
+        let target = crate::engine::RouteTarget::Event(&event);
+        let has_route = ctx.engine.as_ref().is_some_and(|e| e.exists(target));
+        for (k, v) in t.purge_expired(has_route) {
+            RECORD.with(|r| *r.borrow_mut() = Some((k, v)));
+            ctx.msg = crate::sip::SipMsg::faked();
+            ctx.flags = 0;
+            ctx.avps.clear();
+            ctx.xavps.clear();
+            ctx.route = vm::RouteKind::Event;
+            ctx.run_route(target);
+            ctx.route = vm::RouteKind::Request;
+        }
+        RECORD.with(|r| *r.borrow_mut() = None);
+    }
+}
+
+fn pv_shtrecord(_: &mut Ctx, s: &PvSpec) -> Value {
+    let PvParam::Str(attr) = &s.param else {
+        return Value::Null;
+    };
+    RECORD.with(|r| match (&*r.borrow(), &attr[..]) {
+        (Some((k, _)), b"key") => Value::Str(k.clone()),
+        (Some((_, v)), b"value") => v.clone(),
+        _ => Value::Null,
+    })
 }
 
 // ---------------------------------------------------------------- pseudo-variables
@@ -465,9 +534,17 @@ fn count(ctx: &mut Ctx, spec: &PvSpec, by_value: bool) -> Value {
 fn register(r: &mut Registrar<'_>) {
     store::register(r.rpc);
     r.hooks.shutdown.push(write_back);
+    r.pvs.add(PvClass {
+        name: "shtrecord",
+        get: pv_shtrecord,
+        set: None,
+        parse_name: Some(parse_iter_name),
+        name_required: true,
+        takes_index: false,
+    });
     r.timers.push(TimerDef {
         name: "htable-expire",
-        every: Duration::from_secs(20),
+        every: Duration::from_secs(1),
         func: purge,
     });
     let named = |name, get, set| PvClass {
