@@ -128,6 +128,9 @@ pub struct Ctx {
     pub tm: crate::modules::tm::TmCtx,
     /// rr's per-message state: Record-Route added, parameters pending.
     pub rr: crate::modules::rr::RrCtx,
+    /// corex's per-message state: extended flags (`setxflag`), internal flags
+    /// (`msg_iflag_set`).
+    pub corex: crate::modules::corex::CorexCtx,
 
     // ---- per worker ----
     /// Script flags (`setsflag`), kept across messages like Kamailio's per-process sflags.
@@ -168,6 +171,7 @@ impl Ctx {
             last_rc: 1,
             tm: Default::default(),
             rr: Default::default(),
+            corex: Default::default(),
             sflags: 0,
             vars: Vec::new(),
             pv_cache: std::collections::HashMap::new(),
@@ -198,6 +202,7 @@ impl Ctx {
         self.last_rc = 1;
         self.tm = Default::default();
         self.rr = Default::default();
+        self.corex = Default::default();
     }
 
     /// Runs a routing target through this worker's engine.
