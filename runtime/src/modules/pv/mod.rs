@@ -1,7 +1,9 @@
 //! Kamailio's `pv` module: the pseudo-variable classes of the message and context, script
 //! variables, and the `KSR.pvx.*` functions.
 
+pub mod funcs;
 pub mod msgpv;
+pub mod sbranch;
 pub mod util;
 pub mod vars;
 pub mod xavp;
@@ -391,6 +393,8 @@ fn dyn_avp(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String>
 
 fn register(r: &mut Registrar<'_>) {
     register_classes(r);
+    funcs::register(r);
+    sbranch::register(r);
     r.hooks.worker_init.push(worker_init);
     r.kemi("pvx", "var_seti", &[S, I], RetType::Int, kx_var_set);
     r.kemi("pvx", "var_sets", &[S, S], RetType::Int, kx_var_set);
@@ -596,12 +600,9 @@ fn kx_xavp_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
     null_text_if_null(xavp_read(ctx, arg_bytes(args, 0), None))
 }
 
+/// `xavp_rm(name)`: removes the first `name` item; 1 whether there was one or not.
 fn kx_xavp_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
-    let name = arg_bytes(args, 0);
-    if ctx.xavps.count(&name) == 0 {
-        return Value::Int(-1);
-    }
-    ctx.xavps.remove(&name, Some(0));
+    ctx.xavps.remove(&arg_bytes(args, 0), Some(0));
     Value::Int(1)
 }
 
@@ -611,32 +612,33 @@ fn kx_xavp_rm_all(ctx: &mut Ctx, args: &[Value]) -> Value {
 }
 
 fn kx_xavp_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
-    Value::Int(if ctx.xavps.count(&arg_bytes(args, 0)) == 0 {
-        1
-    } else {
-        -1
-    })
+    b(matches!(
+        ctx.xavps.get(&arg_bytes(args, 0), 0),
+        None | Some(xavp::XVal::Val(Value::Null))
+    ))
 }
 
-/// `xavp_child_seti("root", "field", v)`: sets the field in the first `root` item,
-/// creating the item when there is none.
+fn b(v: bool) -> Value {
+    Value::Int(if v { 1 } else { -1 })
+}
+
+/// `xavp_child_seti("root", "field", v)`: in the first `root` item, the first `field` is
+/// replaced by a new one at the front; a first `root` item that holds a plain value is
+/// replaced by a new item with the field; without `root` item one is added.
 fn kx_xavp_child_set(ctx: &mut Ctx, args: &[Value]) -> Value {
     let root = arg_bytes(args, 0);
     let field = arg_bytes(args, 1);
-    let v = arg(args, 2);
-    if ctx.xavps.count(&root) == 0 {
-        let mut sub = xavp::XavpList::default();
-        sub.add(field, xavp::XVal::Val(v));
-        ctx.xavps.add(root, xavp::XVal::List(sub));
+    let v = xavp::XVal::Val(arg(args, 2));
+    if let Some(xavp::XVal::List(sub)) = ctx.xavps.get_mut(&root, 0) {
+        sub.remove(&field, Some(0));
+        sub.add(field, v);
         return Value::Int(1);
     }
-    match ctx.xavps.get_mut(&root, 0) {
-        Some(xavp::XVal::List(sub)) => {
-            sub.add(field, xavp::XVal::Val(v));
-            Value::Int(1)
-        }
-        _ => Value::Int(-1),
-    }
+    ctx.xavps.remove(&root, Some(0));
+    let mut sub = xavp::XavpList::default();
+    sub.add(field, v);
+    ctx.xavps.add(root, xavp::XVal::List(sub));
+    Value::Int(1)
 }
 
 fn kx_xavp_child_get(ctx: &mut Ctx, args: &[Value]) -> Value {
@@ -649,16 +651,15 @@ fn kx_xavp_child_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
     null_text_if_null(xavp_read(ctx, arg_bytes(args, 0), Some(arg_bytes(args, 1))))
 }
 
+/// `xavp_child_rm(root, field)`: removes the first `field` of the first `root` item; 1
+/// whether there was one or not.
 fn kx_xavp_child_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
     let root = arg_bytes(args, 0);
     let field = arg_bytes(args, 1);
-    match ctx.xavps.get_mut(&root, 0) {
-        Some(xavp::XVal::List(sub)) if sub.count(&field) > 0 => {
-            sub.remove(&field, Some(0));
-            Value::Int(1)
-        }
-        _ => Value::Int(-1),
+    if let Some(xavp::XVal::List(sub)) = ctx.xavps.get_mut(&root, 0) {
+        sub.remove(&field, Some(0));
     }
+    Value::Int(1)
 }
 
 fn kx_xavp_child_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
