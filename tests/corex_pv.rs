@@ -8,7 +8,7 @@ use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd"];
+const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu"];
 
 /// How many datagrams the `snd` case sends to the X-Dst socket.
 const SND_DATAGRAMS: usize = 4;

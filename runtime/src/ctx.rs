@@ -122,6 +122,10 @@ pub struct Ctx {
     pub avps: Vec<(Bytes, Value)>,
     /// `$xavp(...)` lists of this message.
     pub xavps: crate::modules::pv::xavp::XavpList,
+    /// `$xavu(...)`: xavps with unique names.
+    pub xavus: crate::modules::pv::xavp::XavpList,
+    /// `$xavi(...)`: xavps with case-insensitive names (kept lowercased).
+    pub xavis: crate::modules::pv::xavp::XavpList,
     /// Return code of the last action, for KEMI `$rc`-like reads outside the VM.
     pub last_rc: i32,
     /// tm's per-message state: the current transaction, `t_on_*` routes armed, timers.
@@ -168,6 +172,8 @@ impl Ctx {
             started: std::time::Instant::now(),
             avps: Vec::new(),
             xavps: Default::default(),
+            xavus: Default::default(),
+            xavis: Default::default(),
             last_rc: 1,
             tm: Default::default(),
             rr: Default::default(),
@@ -199,6 +205,8 @@ impl Ctx {
         self.started = std::time::Instant::now();
         self.avps.clear();
         self.xavps.clear();
+        self.xavus.clear();
+        self.xavis.clear();
         self.last_rc = 1;
         self.tm = Default::default();
         self.rr = Default::default();
