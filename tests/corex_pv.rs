@@ -1,7 +1,8 @@
-//! Differential test of the pv and corex cfg functions (tests/data/corex_pv.cfg): the
-//! same cfg on ksr and on Kamailio 5.6 must give the same X-R reply headers, and the send
-//! functions (`send_udp`, `sendx`) must send the same datagrams from the same sockets. Set
-//! KSR_SKIP_ORACLE=1 to skip where Kamailio is not installed.
+//! Differential test of the pv and corex cfg functions (tests/data/corex_pv.cfg) and of
+//! their KEMI side (tests/data/corex_pv.lua): the same cfg on ksr and on Kamailio 5.6 must
+//! give the same X-R reply headers, and the send functions (`send_udp`, `sendx`) must send
+//! the same datagrams from the same sockets. Set KSR_SKIP_ORACLE=1 to skip where Kamailio
+//! is not installed.
 
 mod common;
 use common::*;
@@ -9,25 +10,46 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu"];
+const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
-/// How many datagrams the `snd` case sends to the X-Dst socket.
-const SND_DATAGRAMS: usize = 4;
+/// How many datagrams a case sends to the X-Dst socket.
+fn datagrams(lua: bool, case: &str) -> usize {
+    match (lua, case) {
+        (false, "snd") => 4,
+        (true, "cx") => 1,
+        _ => 0,
+    }
+}
 
 struct Run {
     server: Server,
     port2: u16,
+    lua: bool,
 }
 
-fn start(kamailio: bool) -> Run {
-    let cfg = root().join("tests/data/corex_pv.cfg");
+fn start(kamailio: bool, lua: bool) -> Run {
+    let cfg = root().join(if lua {
+        "tests/data/corex_pv-lua.cfg"
+    } else {
+        "tests/data/corex_pv.cfg"
+    });
     let port2 = free_port();
     let define = format!("PORT2={port2}");
+    let script = format!(
+        "LUA_SCRIPT=\"{}\"",
+        root().join("tests/data/corex_pv.lua").display()
+    );
+    let defines = [define.as_str(), script.as_str()];
     let server = if kamailio {
-        start_kamailio(&cfg, &[&define])
+        start_kamailio(&cfg, &defines)
     } else {
-        start_ksr(&cfg, &[&define])
+        start_ksr(&cfg, &defines)
     };
-    Run { server, port2 }
+    Run {
+        server,
+        port2,
+        lua,
+    }
 }
 
 fn normalize(r: &Run, s: &str) -> String {
@@ -43,17 +65,21 @@ fn ask(r: &Run, case: &str) -> (String, Vec<String>) {
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
     let sink_port = sink.local_addr().map(|a| a.port()).unwrap_or(0);
     let ruri = format!("sip:{case}@127.0.0.1:{}", r.server.port);
-    let extra = format!("X-Dst: 127.0.0.1:{sink_port}\r\n");
+    let extra = format!(
+        "X-Dst: 127.0.0.1:{sink_port}\r\nX-Port: {}\r\n",
+        r.server.port
+    );
     let m = request("OPTIONS", &ruri, &c, &format!("call-{case}"), &extra);
     let xr = match exchange(&r.server, &c, &m) {
         Some(reply) => header(&reply, "X-R").unwrap_or("<none>").to_string(),
         None => "<no reply>".into(),
     };
     let mut sent = Vec::new();
-    if case == "snd" {
+    let want = datagrams(r.lua, case);
+    if want > 0 {
         let _ = sink.set_read_timeout(Some(Duration::from_millis(2000)));
         let mut buf = vec![0u8; 65535];
-        while sent.len() < SND_DATAGRAMS {
+        while sent.len() < want {
             let Ok((n, from)) = sink.recv_from(&mut buf) else {
                 break;
             };
@@ -66,8 +92,7 @@ fn ask(r: &Run, case: &str) -> (String, Vec<String>) {
     (normalize(r, &xr), sent)
 }
 
-#[test]
-fn corex_and_pv_functions_match_kamailio() {
+fn compare(lua: bool, cases: &[&str]) {
     if !kamailio_available() {
         assert!(
             std::env::var("KSR_SKIP_ORACLE").is_ok(),
@@ -75,10 +100,10 @@ fn corex_and_pv_functions_match_kamailio() {
         );
         return;
     }
-    let k = start(true);
-    let ours = start(false);
+    let k = start(true, lua);
+    let ours = start(false, lua);
     let mut diffs = Vec::new();
-    for case in CASES {
+    for case in cases {
         let (want, got) = (ask(&k, case), ask(&ours, case));
         eprintln!("{case}: {}", got.0);
         for s in &got.1 {
@@ -91,4 +116,14 @@ fn corex_and_pv_functions_match_kamailio() {
         }
     }
     assert!(diffs.is_empty(), "differences:\n{}", diffs.join("\n"));
+}
+
+#[test]
+fn corex_and_pv_functions_match_kamailio() {
+    compare(false, CASES);
+}
+
+#[test]
+fn corex_and_pvx_kemi_functions_match_kamailio() {
+    compare(true, LUA_CASES);
 }
