@@ -9,13 +9,14 @@ use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu"];
+const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2"];
 const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
 /// How many datagrams a case sends to the X-Dst socket.
 fn datagrams(lua: bool, case: &str) -> usize {
     match (lua, case) {
         (false, "snd") => 4,
+        (false, "via1" | "via2") => 1,
         (true, "cx") => 1,
         _ => 0,
     }
@@ -83,7 +84,11 @@ fn ask(r: &Run, case: &str) -> (String, Vec<String>) {
             let Ok((n, from)) = sink.recv_from(&mut buf) else {
                 break;
             };
-            let data = String::from_utf8_lossy(&buf[..n])
+            let mut data = String::from_utf8_lossy(&buf[..n]).into_owned();
+            if case.starts_with("via") {
+                data = top_via(&data);
+            }
+            let data = data
                 .replace(&sink_port.to_string(), "SINK")
                 .replace(&client_port.to_string(), "CLIENT");
             sent.push(normalize(r, &format!("from {}: {data}", from.port())));
@@ -116,6 +121,19 @@ fn compare(lua: bool, cases: &[&str]) {
         }
     }
     assert!(diffs.is_empty(), "differences:\n{}", diffs.join("\n"));
+}
+
+/// The top Via of a forwarded request, its branch value left out (ksr and Kamailio compute
+/// stateless branches differently).
+fn top_via(msg: &str) -> String {
+    let via = msg
+        .split("\r\n")
+        .find(|l| l.starts_with("Via:"))
+        .unwrap_or("<no Via>");
+    via.split(';')
+        .map(|p| if p.starts_with("branch=") { "branch=X" } else { p })
+        .collect::<Vec<_>>()
+        .join(";")
 }
 
 #[test]

@@ -106,6 +106,42 @@ pub struct CorexCtx {
     pub iflags: u32,
 }
 
+/// Internal flag: add `;srvid=<server_id>` to the Via this proxy adds.
+const FL_ADD_SRVID: u32 = 1 << 20;
+/// Internal flag: add the fields of the `xavp_via_params` xavp to that Via.
+const FL_ADD_XAVP_VIA_PARAMS: u32 = 1 << 21;
+/// Internal flag: take that Via's address and port from the `xavp_via_fields` xavp. Kamailio
+/// 5.6 never sets that xavp's name (its grammar stores `xavp_via_fields` as
+/// `xavp_via_params`), so the flag is only kept.
+const FL_USE_XAVP_VIA_FIELDS: u32 = 1 << 22;
+
+/// The `;srvid=N` and xavp parameters `via_add_srvid(1)` / `via_add_xavp_params(1)` add to
+/// the Via this proxy adds (after `;rport`).
+pub fn via_extra_params(c: &Ctx, v: &mut String) {
+    let f = c.corex.iflags;
+    if f & FL_ADD_SRVID != 0 && c.core.cfg.server_id != 0 {
+        v.push_str(&format!(";srvid={}", c.core.cfg.server_id as u32));
+    }
+    if f & FL_ADD_XAVP_VIA_PARAMS != 0 {
+        if let Some(name) = c.core.cfg.xavp_via_params.as_ref().filter(|n| !n.is_empty()) {
+            let fields = crate::modules::pv::funcs::params_serialize(&c.xavps, name);
+            if let Some(body) = fields.strip_suffix(b";") {
+                v.push(';');
+                v.push_str(&String::from_utf8_lossy(body));
+            }
+        }
+    }
+}
+
+fn via_flag(c: &mut Ctx, a: &[Value], bit: u32) -> Value {
+    if arg_int(a, 0) != 0 {
+        c.corex.iflags |= bit;
+    } else {
+        c.corex.iflags &= !bit;
+    }
+    Value::Int(1)
+}
+
 /// Bits of Kamailio's internal message flags that `msg_iflag_*` accept by name.
 const IFLAGS: &[(&str, u32)] = &[
     ("USE_UAC_FROM", 1 << 13),
@@ -223,6 +259,18 @@ fn register_more(r: &mut Registrar<'_>) {
     });
     r.kemi("corex", "sendx", &[S, S, S], RetType::Int, sendx)
         .native("sendx", RouteMask::ANY);
+    r.kemi("corex", "via_add_srvid", &[I], RetType::Int, |c, a| {
+        via_flag(c, a, FL_ADD_SRVID)
+    })
+    .native("via_add_srvid", RouteMask::ANY);
+    r.kemi("corex", "via_add_xavp_params", &[I], RetType::Int, |c, a| {
+        via_flag(c, a, FL_ADD_XAVP_VIA_PARAMS)
+    })
+    .native("via_add_xavp_params", RouteMask::ANY);
+    r.kemi("corex", "via_use_xavp_fields", &[I], RetType::Int, |c, a| {
+        via_flag(c, a, FL_USE_XAVP_VIA_FIELDS)
+    })
+    .native("via_use_xavp_fields", RouteMask::ANY);
     r.native("forward_reply", &[], RouteMask::CORE_ONREPLY, |c, _| {
         crate::forward::reply_stateless(c);
         Value::Int(1)
