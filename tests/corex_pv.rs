@@ -9,7 +9,7 @@ use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2"];
+const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy"];
 const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
 /// How many datagrams a case sends to the X-Dst socket.

@@ -10,7 +10,7 @@ use crate::ctx::Ctx;
 use crate::log::{L_ERR, L_INFO};
 use crate::modules::Registrar;
 use bytes::Bytes;
-use vm::ksr::{ParamType::Str as S, RetType};
+use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{ParamHint, RouteMask, Value};
 
 pub fn register(r: &mut Registrar<'_>) {
@@ -76,6 +76,21 @@ pub fn register(r: &mut Registrar<'_>) {
         .native("pv_var_to_xavp", RouteMask::ANY);
     r.kemi("pvx", "pv_xavp_to_var", &[S], RetType::Int, xavp_to_var)
         .native("pv_xavp_to_var", RouteMask::ANY);
+    r.kemi("pvx", "xavp_copy", &[S, I, S], RetType::Int, |c, a| {
+        xavp_copy(c, a, None)
+    });
+    // Kamailio 5.6's KEMI xavp_copy_dst() ignores the destination index (it appends like
+    // xavp_copy()); the 4-parameter cfg function replaces that item.
+    r.kemi("pvx", "xavp_copy_dst", &[S, I, S, I], RetType::Int, |c, a| {
+        xavp_copy(c, a, None)
+    });
+    r.native("xavp_copy", &[S, I, S], RouteMask::ANY, |c, a| {
+        xavp_copy(c, a, None)
+    });
+    r.native("xavp_copy", &[S, I, S, I], RouteMask::ANY, |c, a| {
+        let di = a.get(3).and_then(Value::as_int).unwrap_or(0);
+        xavp_copy(c, a, Some(di))
+    });
     r.kemi("pvx", "pv_xavp_print", &[], RetType::Int, |c, _| {
         print_list("XAVP", &c.xavps, 0);
         Value::Int(1)
@@ -424,6 +439,53 @@ fn xavp_to_var(c: &mut Ctx, a: &[Value]) -> Value {
         return Value::Int(-1);
     }
     Value::Int(1)
+}
+
+/// `xavp_copy(src, src_idx, dst[, dst_idx])`: a copy of item `src[src_idx]` named `dst`,
+/// after the last `dst` item, or in place of `dst[dst_idx]`.
+fn xavp_copy(c: &mut Ctx, a: &[Value], dst_idx: Option<i64>) -> Value {
+    let src = arg_bytes(a, 0);
+    let si = a.get(1).and_then(Value::as_int).unwrap_or(0);
+    let dst = arg_bytes(a, 2);
+    // A negative index finds nothing, as in Kamailio.
+    let item = usize::try_from(si)
+        .ok()
+        .and_then(|p| c.xavps.get(&src, p))
+        .cloned();
+    let Some(item) = item else {
+        crate::klog!(
+            L_ERR,
+            "pv",
+            "missing can not find source xavp [{}]",
+            String::from_utf8_lossy(&src)
+        );
+        return Value::Int(-1);
+    };
+    match dst_idx {
+        None => {
+            if c.xavps.count(&dst) == 0 {
+                c.xavps.add(dst, item);
+            } else {
+                c.xavps.push_back(dst, item);
+            }
+            Value::Int(1)
+        }
+        Some(di) => {
+            let pos = usize::try_from(di).ok().filter(|p| *p < c.xavps.count(&dst));
+            match pos {
+                Some(p) if c.xavps.set(&dst, p, item) => Value::Int(1),
+                _ => {
+                    crate::klog!(
+                        L_ERR,
+                        "pv",
+                        "xavp_copy: can not find destination xavp [{}]",
+                        String::from_utf8_lossy(&dst)
+                    );
+                    Value::Int(-1)
+                }
+            }
+        }
+    }
 }
 
 /// `pv_xavp_print()`: the xavp list in the log at INFO level.
