@@ -9,7 +9,9 @@ use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-const CASES: &[&str] = &["pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy"];
+const CASES: &[&str] = &[
+    "pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy",
+];
 const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
 /// How many datagrams a case sends to the X-Dst socket.
@@ -46,11 +48,7 @@ fn start(kamailio: bool, lua: bool) -> Run {
     } else {
         start_ksr(&cfg, &defines)
     };
-    Run {
-        server,
-        port2,
-        lua,
-    }
+    Run { server, port2, lua }
 }
 
 fn normalize(r: &Run, s: &str) -> String {
@@ -131,7 +129,13 @@ fn top_via(msg: &str) -> String {
         .find(|l| l.starts_with("Via:"))
         .unwrap_or("<no Via>");
     via.split(';')
-        .map(|p| if p.starts_with("branch=") { "branch=X" } else { p })
+        .map(|p| {
+            if p.starts_with("branch=") {
+                "branch=X"
+            } else {
+                p
+            }
+        })
         .collect::<Vec<_>>()
         .join(";")
 }

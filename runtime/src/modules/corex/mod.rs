@@ -60,9 +60,7 @@ fn register(r: &mut Registrar<'_>) {
         "set_send_socket_name",
         &[S],
         RetType::Int,
-        |c, a| {
-            set_socket(c, &arg_bytes(a, 0), false, true)
-        },
+        |c, a| set_socket(c, &arg_bytes(a, 0), false, true),
     );
     r.native("set_send_socket_name", &[S], RouteMask::ANY, |c, a| {
         non_empty(a, |c, s| set_socket(c, s, false, true), c)
@@ -122,14 +120,14 @@ pub fn via_extra_params(c: &Ctx, v: &mut String) {
     if f & FL_ADD_SRVID != 0 && c.core.cfg.server_id != 0 {
         v.push_str(&format!(";srvid={}", c.core.cfg.server_id as u32));
     }
-    if f & FL_ADD_XAVP_VIA_PARAMS != 0 {
-        if let Some(name) = c.core.cfg.xavp_via_params.as_ref().filter(|n| !n.is_empty()) {
-            let fields = crate::modules::pv::funcs::params_serialize(&c.xavps, name);
-            if let Some(body) = fields.strip_suffix(b";") {
-                v.push(';');
-                v.push_str(&String::from_utf8_lossy(body));
-            }
-        }
+    let name = match c.core.cfg.xavp_via_params.as_ref() {
+        Some(n) if f & FL_ADD_XAVP_VIA_PARAMS != 0 && !n.is_empty() => n,
+        _ => return,
+    };
+    let fields = crate::modules::pv::funcs::params_serialize(&c.xavps, name);
+    if let Some(body) = fields.strip_suffix(b";") {
+        v.push(';');
+        v.push_str(&String::from_utf8_lossy(body));
     }
 }
 
@@ -163,32 +161,44 @@ fn xflag_bit(f: i64) -> Option<u64> {
 }
 
 fn register_more(r: &mut Registrar<'_>) {
-    r.kemi("corex", "setxflag", &[I], RetType::Int, |c, a| {
-        match xflag_bit(arg_int(a, 0)) {
+    r.kemi(
+        "corex",
+        "setxflag",
+        &[I],
+        RetType::Int,
+        |c, a| match xflag_bit(arg_int(a, 0)) {
             Some(bit) => {
                 c.corex.xflags |= bit;
                 Value::Int(1)
             }
             None => Value::Int(-1),
-        }
-    })
+        },
+    )
     .native("setxflag", RouteMask::ANY);
-    r.kemi("corex", "resetxflag", &[I], RetType::Int, |c, a| {
-        match xflag_bit(arg_int(a, 0)) {
+    r.kemi(
+        "corex",
+        "resetxflag",
+        &[I],
+        RetType::Int,
+        |c, a| match xflag_bit(arg_int(a, 0)) {
             Some(bit) => {
                 c.corex.xflags &= !bit;
                 Value::Int(1)
             }
             None => Value::Int(-1),
-        }
-    })
+        },
+    )
     .native("resetxflag", RouteMask::ANY);
-    r.kemi("corex", "isxflagset", &[I], RetType::Int, |c, a| {
-        match xflag_bit(arg_int(a, 0)) {
+    r.kemi(
+        "corex",
+        "isxflagset",
+        &[I],
+        RetType::Int,
+        |c, a| match xflag_bit(arg_int(a, 0)) {
             Some(bit) => b(c.corex.xflags & bit != 0),
             None => Value::Int(-1),
-        }
-    })
+        },
+    )
     .native("isxflagset", RouteMask::ANY);
     // Kamailio 5.6's msg_iflag_set() checks the looked-up value against 1 instead of
     // against -1, so an unknown name sets every internal flag and returns 1; kept as is.
@@ -197,22 +207,28 @@ fn register_more(r: &mut Registrar<'_>) {
         c.corex.iflags |= bits;
         Value::Int(1)
     });
-    r.native("msg_iflag_reset", &[S], RouteMask::ANY, |c, a| {
-        match iflag_of(&arg_bytes(a, 0)) {
+    r.native(
+        "msg_iflag_reset",
+        &[S],
+        RouteMask::ANY,
+        |c, a| match iflag_of(&arg_bytes(a, 0)) {
             Some(bit) => {
                 c.corex.iflags &= !bit;
                 Value::Int(1)
             }
             None => Value::Int(-1),
-        }
-    });
-    r.native("msg_iflag_is_set", &[S], RouteMask::ANY, |c, a| {
-        match iflag_of(&arg_bytes(a, 0)) {
+        },
+    );
+    r.native(
+        "msg_iflag_is_set",
+        &[S],
+        RouteMask::ANY,
+        |c, a| match iflag_of(&arg_bytes(a, 0)) {
             Some(bit) if c.corex.iflags & bit != 0 => Value::Int(1),
             Some(_) => Value::Int(-2),
             None => Value::Int(-1),
-        }
-    });
+        },
+    );
     r.kemi("corex", "is_faked_msg", &[], RetType::Int, |c, _| {
         b(c.msg.is_faked())
     })
@@ -245,15 +261,11 @@ fn register_more(r: &mut Registrar<'_>) {
     )
     .native("set_source_address", RouteMask::ANY);
     let rf = RouteMask::REQUEST.union(RouteMask::FAILURE);
-    r.native("send_udp", &[], rf, |c, _| {
-        corex_send(c, None, Proto::Udp)
-    });
+    r.native("send_udp", &[], rf, |c, _| corex_send(c, None, Proto::Udp));
     r.native("send_udp", &[S], rf, |c, a| {
         corex_send(c, Some(arg_bytes(a, 0)), Proto::Udp)
     });
-    r.native("send_tcp", &[], rf, |c, _| {
-        corex_send(c, None, Proto::Tcp)
-    });
+    r.native("send_tcp", &[], rf, |c, _| corex_send(c, None, Proto::Tcp));
     r.native("send_tcp", &[S], rf, |c, a| {
         corex_send(c, Some(arg_bytes(a, 0)), Proto::Tcp)
     });
@@ -263,13 +275,21 @@ fn register_more(r: &mut Registrar<'_>) {
         via_flag(c, a, FL_ADD_SRVID)
     })
     .native("via_add_srvid", RouteMask::ANY);
-    r.kemi("corex", "via_add_xavp_params", &[I], RetType::Int, |c, a| {
-        via_flag(c, a, FL_ADD_XAVP_VIA_PARAMS)
-    })
+    r.kemi(
+        "corex",
+        "via_add_xavp_params",
+        &[I],
+        RetType::Int,
+        |c, a| via_flag(c, a, FL_ADD_XAVP_VIA_PARAMS),
+    )
     .native("via_add_xavp_params", RouteMask::ANY);
-    r.kemi("corex", "via_use_xavp_fields", &[I], RetType::Int, |c, a| {
-        via_flag(c, a, FL_USE_XAVP_VIA_FIELDS)
-    })
+    r.kemi(
+        "corex",
+        "via_use_xavp_fields",
+        &[I],
+        RetType::Int,
+        |c, a| via_flag(c, a, FL_USE_XAVP_VIA_FIELDS),
+    )
     .native("via_use_xavp_fields", RouteMask::ANY);
     r.native("forward_reply", &[], RouteMask::CORE_ONREPLY, |c, _| {
         crate::forward::reply_stateless(c);
@@ -470,7 +490,11 @@ fn corex_send(c: &mut Ctx, dest: Option<Bytes>, proto: Proto) -> Value {
         secure: false,
     };
     let Ok(addr) = crate::forward::resolve(&hop, c.core.cfg.dns_try_ipv6) else {
-        crate::klog!(crate::log::L_ERR, "corex", "send: failed to resolve [{host}]");
+        crate::klog!(
+            crate::log::L_ERR,
+            "corex",
+            "send: failed to resolve [{host}]"
+        );
         return Value::Int(-1);
     };
     let mut dst = Destination::new(proto, addr);

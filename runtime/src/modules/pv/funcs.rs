@@ -81,9 +81,13 @@ pub fn register(r: &mut Registrar<'_>) {
     });
     // Kamailio 5.6's KEMI xavp_copy_dst() ignores the destination index (it appends like
     // xavp_copy()); the 4-parameter cfg function replaces that item.
-    r.kemi("pvx", "xavp_copy_dst", &[S, I, S, I], RetType::Int, |c, a| {
-        xavp_copy(c, a, None)
-    });
+    r.kemi(
+        "pvx",
+        "xavp_copy_dst",
+        &[S, I, S, I],
+        RetType::Int,
+        |c, a| xavp_copy(c, a, None),
+    );
     r.native("xavp_copy", &[S, I, S], RouteMask::ANY, |c, a| {
         xavp_copy(c, a, None)
     });
@@ -212,7 +216,10 @@ fn parse_param_list(s: &[u8]) -> Option<Vec<(Bytes, Bytes)>> {
     loop {
         i = skip_ws(i);
         let start = i;
-        while i < n && s.get(i).is_some_and(|b| !is_ws(*b) && *b != b'=' && *b != b';') {
+        while i < n
+            && s.get(i)
+                .is_some_and(|b| !is_ws(*b) && *b != b'=' && *b != b';')
+        {
             i += 1;
         }
         let name = s.get(start..i)?;
@@ -471,7 +478,9 @@ fn xavp_copy(c: &mut Ctx, a: &[Value], dst_idx: Option<i64>) -> Value {
             Value::Int(1)
         }
         Some(di) => {
-            let pos = usize::try_from(di).ok().filter(|p| *p < c.xavps.count(&dst));
+            let pos = usize::try_from(di)
+                .ok()
+                .filter(|p| *p < c.xavps.count(&dst));
             match pos {
                 Some(p) if c.xavps.set(&dst, p, item) => Value::Int(1),
                 _ => {

@@ -212,11 +212,7 @@ fn append(c: &mut Ctx) -> Value {
         return Value::Int(-1);
     }
     if c.branches.len() + 1 >= c.core.cfg.max_branches.max(1) as usize {
-        crate::klog!(
-            crate::log::L_ERR,
-            "pv",
-            "failed to append static branch"
-        );
+        crate::klog!(crate::log::L_ERR, "pv", "failed to append static branch");
         return Value::Int(-1);
     }
     let nonempty = |o: Option<Bytes>| o.filter(|b| !b.is_empty());

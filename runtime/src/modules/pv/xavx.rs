@@ -234,14 +234,70 @@ pub fn register(r: &mut Registrar<'_>) {
     xavi!("xavi_gete", &[S], RetType::Xval, 1, kx_xavp_gete, false);
     xavi!("xavi_getw", &[S], RetType::Xval, 1, kx_xavp_getw, false);
     xavi!("xavi_rm", &[S], RetType::Int, 1, kx_xavp_rm, true);
-    xavi!("xavi_is_null", &[S], RetType::Int, 1, kx_xavp_is_null, false);
-    xavi!("xavi_child_seti", &[S, S, I], RetType::Int, 2, kx_xavp_child_set, true);
-    xavi!("xavi_child_sets", &[S, S, S], RetType::Int, 2, kx_xavp_child_set, true);
-    xavi!("xavi_child_rm", &[S, S], RetType::Int, 2, kx_xavp_child_rm, true);
-    xavi!("xavi_child_is_null", &[S, S], RetType::Int, 2, kx_xavp_child_is_null, false);
-    xavi!("xavi_child_get", &[S, S], RetType::Xval, 2, kx_xavp_child_get, false);
-    xavi!("xavi_child_gete", &[S, S], RetType::Xval, 2, kx_xavp_child_gete, false);
-    xavi!("xavi_child_getw", &[S, S], RetType::Xval, 2, kx_xavp_child_getw, false);
+    xavi!(
+        "xavi_is_null",
+        &[S],
+        RetType::Int,
+        1,
+        kx_xavp_is_null,
+        false
+    );
+    xavi!(
+        "xavi_child_seti",
+        &[S, S, I],
+        RetType::Int,
+        2,
+        kx_xavp_child_set,
+        true
+    );
+    xavi!(
+        "xavi_child_sets",
+        &[S, S, S],
+        RetType::Int,
+        2,
+        kx_xavp_child_set,
+        true
+    );
+    xavi!(
+        "xavi_child_rm",
+        &[S, S],
+        RetType::Int,
+        2,
+        kx_xavp_child_rm,
+        true
+    );
+    xavi!(
+        "xavi_child_is_null",
+        &[S, S],
+        RetType::Int,
+        2,
+        kx_xavp_child_is_null,
+        false
+    );
+    xavi!(
+        "xavi_child_get",
+        &[S, S],
+        RetType::Xval,
+        2,
+        kx_xavp_child_get,
+        false
+    );
+    xavi!(
+        "xavi_child_gete",
+        &[S, S],
+        RetType::Xval,
+        2,
+        kx_xavp_child_gete,
+        false
+    );
+    xavi!(
+        "xavi_child_getw",
+        &[S, S],
+        RetType::Xval,
+        2,
+        kx_xavp_child_getw,
+        false
+    );
     r.kemi("pvx", "pv_xavi_print", &[], RetType::Int, |c, _| {
         super::funcs::print_list("XAVI", &c.xavis, 0);
         Value::Int(1)
@@ -291,12 +347,18 @@ pub fn register(r: &mut Registrar<'_>) {
         }
         Value::Int(1)
     });
-    r.kemi("pvx", "xavu_child_is_null", &[S, S], RetType::Int, |c, a| {
-        rc(matches!(
-            xavu_child(&c.xavus, &arg_bytes(a, 0), &arg_bytes(a, 1)),
-            None | Some(XVal::Val(Value::Null))
-        ))
-    });
+    r.kemi(
+        "pvx",
+        "xavu_child_is_null",
+        &[S, S],
+        RetType::Int,
+        |c, a| {
+            rc(matches!(
+                xavu_child(&c.xavus, &arg_bytes(a, 0), &arg_bytes(a, 1)),
+                None | Some(XVal::Val(Value::Null))
+            ))
+        },
+    );
     r.kemi("pvx", "xavu_child_get", &[S, S], RetType::Xval, xavu_field);
     r.kemi("pvx", "xavu_child_gete", &[S, S], RetType::Xval, |c, a| {
         or_empty(xavu_field(c, a))
@@ -356,7 +418,9 @@ fn kx_xavu_child_set(c: &mut Ctx, a: &[Value]) -> Value {
 }
 
 fn xavu_root(c: &mut Ctx, a: &[Value]) -> Value {
-    c.xavus.get(&arg_bytes(a, 0), 0).map_or(Value::Null, xval_value)
+    c.xavus
+        .get(&arg_bytes(a, 0), 0)
+        .map_or(Value::Null, xval_value)
 }
 
 fn xavu_field(c: &mut Ctx, a: &[Value]) -> Value {
