@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 const CASES: &[&str] = &[
-    "pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy",
+    "pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy", "tmf",
 ];
 const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
