@@ -149,3 +149,56 @@ fn corex_and_pv_functions_match_kamailio() {
 fn corex_and_pvx_kemi_functions_match_kamailio() {
     compare(true, LUA_CASES);
 }
+
+/// `fwr`: the request is forwarded statelessly to a socket of the test, which answers; the
+/// reply (with `X-Fwr: 1`) runs onreply_route's `forward_reply()`, so it reaches the client
+/// twice (once from the function, once from the core). The status lines that come back.
+fn forward_reply_run(r: &Run) -> Vec<String> {
+    let c = client();
+    let uas = UdpSocket::bind("127.0.0.1:0").expect("bind uas");
+    let uas_port = uas.local_addr().map(|a| a.port()).unwrap_or(0);
+    let ruri = format!("sip:fwr@127.0.0.1:{}", r.server.port);
+    let extra = format!("X-Dst: 127.0.0.1:{uas_port}\r\n");
+    let m = request("OPTIONS", &ruri, &c, "call-fwr", &extra);
+    if c.send_to(m.as_bytes(), ("127.0.0.1", r.server.port))
+        .is_err()
+    {
+        return vec!["<send failed>".into()];
+    }
+    let _ = uas.set_read_timeout(Some(Duration::from_millis(2000)));
+    let mut buf = vec![0u8; 65535];
+    let Ok((n, from)) = uas.recv_from(&mut buf) else {
+        return vec!["<request not forwarded>".into()];
+    };
+    let req = String::from_utf8_lossy(&buf[..n]).into_owned();
+    let keep = ["Via", "From", "To", "Call-ID", "CSeq"];
+    let hdrs: Vec<&str> = req
+        .split("\r\n")
+        .filter(|l| keep.iter().any(|k| l.split(':').next() == Some(*k)))
+        .collect();
+    let reply = format!(
+        "SIP/2.0 200 OK\r\n{}\r\nX-Fwr: 1\r\nContent-Length: 0\r\n\r\n",
+        hdrs.join("\r\n")
+    );
+    let _ = uas.send_to(reply.as_bytes(), from);
+    let mut out = Vec::new();
+    while let Some(m) = recv(&c, 1000) {
+        out.push(status_line(&m).to_string());
+    }
+    out
+}
+
+#[test]
+fn forward_reply_matches_kamailio() {
+    if !kamailio_available() {
+        assert!(
+            std::env::var("KSR_SKIP_ORACLE").is_ok(),
+            "kamailio is not installed (set KSR_SKIP_ORACLE=1 to skip)"
+        );
+        return;
+    }
+    let want = forward_reply_run(&start(true, false));
+    let got = forward_reply_run(&start(false, false));
+    eprintln!("fwr: {got:?}");
+    assert_eq!(want, got);
+}
