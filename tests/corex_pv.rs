@@ -10,7 +10,7 @@ use std::net::UdpSocket;
 use std::time::Duration;
 
 const CASES: &[&str] = &[
-    "pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy", "tmf",
+    "pvt", "xav", "sbr", "cx", "snd", "xvu", "via1", "via2", "cpy", "tmf", "stcp",
 ];
 const LUA_CASES: &[&str] = &["pvx", "sbr", "cx"];
 
@@ -62,7 +62,12 @@ fn ask(r: &Run, case: &str) -> (String, Vec<String>) {
     let c = client();
     let client_port = c.local_addr().map(|a| a.port()).unwrap_or(0);
     let sink = UdpSocket::bind("127.0.0.1:0").expect("bind sink");
-    let sink_port = sink.local_addr().map(|a| a.port()).unwrap_or(0);
+    let tcp_sink = std::net::TcpListener::bind("127.0.0.1:0").expect("bind tcp sink");
+    let sink_port = if case == "stcp" {
+        tcp_sink.local_addr().map(|a| a.port()).unwrap_or(0)
+    } else {
+        sink.local_addr().map(|a| a.port()).unwrap_or(0)
+    };
     let ruri = format!("sip:{case}@127.0.0.1:{}", r.server.port);
     let extra = format!(
         "X-Dst: 127.0.0.1:{sink_port}\r\nX-Port: {}\r\n",
@@ -92,7 +97,42 @@ fn ask(r: &Run, case: &str) -> (String, Vec<String>) {
             sent.push(normalize(r, &format!("from {}: {data}", from.port())));
         }
     }
+    if case == "stcp" {
+        let data = tcp_received(&tcp_sink, b"tcp sendx")
+            .replace(&sink_port.to_string(), "SINK")
+            .replace(&client_port.to_string(), "CLIENT");
+        sent.push(normalize(r, &data));
+    }
     (normalize(r, &xr), sent)
+}
+
+/// What arrives on the first connection to `l` until the data ends with `end` (bounded
+/// waits, no timing assertions).
+fn tcp_received(l: &std::net::TcpListener, end: &[u8]) -> String {
+    use std::io::Read;
+    let _ = l.set_nonblocking(true);
+    let mut conn = None;
+    for _ in 0..200 {
+        if let Ok((s, _)) = l.accept() {
+            conn = Some(s);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let Some(mut s) = conn else {
+        return "<no connection>".into();
+    };
+    let _ = s.set_nonblocking(false);
+    let _ = s.set_read_timeout(Some(Duration::from_millis(2000)));
+    let mut data = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !data.ends_with(end) {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => data.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&data).into_owned()
 }
 
 fn compare(lua: bool, cases: &[&str]) {
