@@ -22,11 +22,17 @@ pub fn register(r: &mut Registrar<'_>) {
     r.native("pv_unset", &[S], RouteMask::ANY, pv_unset)
         .hints(&[PvName]);
     r.native("is_int", &[S], RouteMask::ANY, |c, a| {
-        with_value(c, a, |v| matches!(v, Value::Int(_)))
+        with_typed(c, a, |v, strint| {
+            matches!(v, Value::Int(_)) || (strint && !v.is_null())
+        })
     })
     .hints(&[PvName]);
     r.native("not_empty", &[S], RouteMask::ANY, |c, a| {
-        with_value(c, a, |v| matches!(v, Value::Str(s) if !s.is_empty()))
+        with_typed(c, a, |v, strint| match v {
+            Value::Str(s) => !s.is_empty(),
+            Value::Int(_) => strint,
+            Value::Null => false,
+        })
     })
     .hints(&[PvName]);
     r.native("typeof", &[S, S], RouteMask::ANY, pv_typeof)
@@ -119,6 +125,38 @@ fn with_value(c: &mut Ctx, a: &[Value], test: fn(&Value) -> bool) -> Value {
     Value::Int(if test(&v) { 1 } else { -1 })
 }
 
+/// Pseudo-variables Kamailio gives as text that also carries a number (port, protocol,
+/// method id, hex flags ...): `is_int()` is true for them while `typeof(.., "int")` is
+/// false and `typeof(.., "str")` true, whichever way ksr holds the value.
+fn is_strint(spec: &vm::pv::PvSpec) -> bool {
+    if !spec.trans.is_empty() {
+        return false;
+    }
+    let t = spec.text.trim_start_matches('$');
+    let t = t
+        .strip_prefix('(')
+        .and_then(|x| x.strip_suffix(')'))
+        .unwrap_or(t);
+    let (name, arg) = match t.split_once('(') {
+        Some((n, rest)) => (n, rest.strip_suffix(')').unwrap_or(rest).trim()),
+        None => (t, ""),
+    };
+    match name {
+        "rm" | "mF" | "bF" | "sF" | "Tf" | "TF" | "dp" | "dP" | "rp" | "op" | "rz" | "pr"
+        | "proto" | "rP" | "oP" => true,
+        "nh" => matches!(arg, "p" | "P"),
+        _ => false,
+    }
+}
+
+fn with_typed(c: &mut Ctx, a: &[Value], test: fn(&Value, bool) -> bool) -> Value {
+    let Some(spec) = spec_of(c, &arg_bytes(a, 0)) else {
+        return Value::Int(-1);
+    };
+    let v = vm::pv::get(c, &spec);
+    Value::Int(if test(&v, is_strint(&spec)) { 1 } else { -1 })
+}
+
 fn pv_unset(c: &mut Ctx, a: &[Value]) -> Value {
     let Some(spec) = spec_of(c, &arg_bytes(a, 0)) else {
         return Value::Int(-1);
@@ -138,10 +176,11 @@ fn pv_typeof(c: &mut Ctx, a: &[Value]) -> Value {
         return Value::Int(-1);
     };
     let v = vm::pv::get(c, &spec);
+    let strint = is_strint(&spec);
     let ok = match arg_bytes(a, 1).first().map(u8::to_ascii_lowercase) {
-        Some(b'i') => matches!(v, Value::Int(_)),
+        Some(b'i') => matches!(v, Value::Int(_)) && !strint,
         Some(b'n') => v.is_null(),
-        Some(b's') => matches!(v, Value::Str(_)),
+        Some(b's') => matches!(v, Value::Str(_)) || (strint && !v.is_null()),
         _ => false,
     };
     Value::Int(if ok { 1 } else { -1 })
