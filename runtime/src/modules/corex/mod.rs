@@ -564,3 +564,45 @@ fn send_to_uri(c: &mut Ctx, uri: &Bytes, listener: Option<usize>, data: &[u8]) -
     dst.listener = listener;
     b(c.core.sender.send(&dst, data).is_ok())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn socket_specs() {
+        for ok in [
+            "udp:127.0.0.1:5060",
+            "127.0.0.1:5060",
+            "udp:127.0.0.1",
+            "host.example",
+            "tcp:[::1]:5060",
+            "[::1]:5060",
+        ] {
+            assert!(socket_spec_ok(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "a:b:c:d",
+            "udp:1.2.3.4:x",
+            "bogus:1.2.3.4:5",
+            "host:",
+            "[[::1]]",
+        ] {
+            assert!(!socket_spec_ok(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_and_names() {
+        assert_eq!(xflag_bit(0), Some(1));
+        assert_eq!(xflag_bit(63), Some(1 << 63));
+        assert_eq!(xflag_bit(64), None);
+        assert_eq!(xflag_bit(-1), None);
+        assert_eq!(iflag_of(b"use_uac_to"), Some(1 << 14));
+        assert_eq!(iflag_of(b"nope"), None);
+        assert_eq!(split_host_port("[::1]:7"), ("::1", Some(7)));
+        assert_eq!(split_host_port("h:8"), ("h", Some(8)));
+        assert_eq!(split_host_port("h"), ("h", None));
+    }
+}
