@@ -68,6 +68,12 @@ pub struct CoreConfig {
     pub dns_try_ipv6: bool,
     pub dns_srv_lb: bool,
     pub mhomed: bool,
+    /// `server_id`: this instance's number (corex `via_add_srvid()` puts it in Via).
+    pub server_id: i64,
+    /// `xavp_via_params`: xavp whose fields corex `via_add_xavp_params()` adds to Via.
+    /// Kamailio 5.6's grammar stores `xavp_via_fields` here too (the last one written wins)
+    /// and never sets the via-fields name, so `via_use_xavp_fields()` changes nothing.
+    pub xavp_via_params: Option<Bytes>,
     pub cfgengine: Option<String>,
     /// `run_dir`: where control files (RPC FIFO and sockets) go.
     pub run_dir: Option<String>,
@@ -123,6 +129,8 @@ impl Default for CoreConfig {
             dns_try_ipv6: false,
             dns_srv_lb: false,
             mhomed: false,
+            server_id: 0,
+            xavp_via_params: None,
             cfgengine: None,
             run_dir: None,
             mpath: Vec::new(),
@@ -273,6 +281,10 @@ impl CoreConfig {
             "dns_try_ipv6" => self.dns_try_ipv6 = boolean()?,
             "dns_srv_lb" => self.dns_srv_lb = boolean()?,
             "mhomed" => self.mhomed = boolean()?,
+            "server_id" => self.server_id = int()?,
+            "xavp_via_params" | "xavp_via_fields" => {
+                self.xavp_via_params = Some(Bytes::from(string()?))
+            }
             "rundir" => self.run_dir = Some(string()?),
             "kemi" => {
                 if let ParamValue::Keyed { key, value } = value {

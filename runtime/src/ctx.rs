@@ -125,12 +125,19 @@ pub struct Ctx {
     pub avps: Vec<(Bytes, Value)>,
     /// `$xavp(...)` lists of this message.
     pub xavps: crate::modules::pv::xavp::XavpList,
+    /// `$xavu(...)`: xavps with unique names.
+    pub xavus: crate::modules::pv::xavp::XavpList,
+    /// `$xavi(...)`: xavps with case-insensitive names (kept lowercased).
+    pub xavis: crate::modules::pv::xavp::XavpList,
     /// Return code of the last action, for KEMI `$rc`-like reads outside the VM.
     pub last_rc: i32,
     /// tm's per-message state: the current transaction, `t_on_*` routes armed, timers.
     pub tm: crate::modules::tm::TmCtx,
     /// rr's per-message state: Record-Route added, parameters pending.
     pub rr: crate::modules::rr::RrCtx,
+    /// corex's per-message state: extended flags (`setxflag`), internal flags
+    /// (`msg_iflag_set`).
+    pub corex: crate::modules::corex::CorexCtx,
 
     // ---- per worker ----
     /// Script flags (`setsflag`), kept across messages like Kamailio's per-process sflags.
@@ -169,9 +176,12 @@ impl Ctx {
             started: std::time::Instant::now(),
             avps: Vec::new(),
             xavps: Default::default(),
+            xavus: Default::default(),
+            xavis: Default::default(),
             last_rc: 1,
             tm: Default::default(),
             rr: Default::default(),
+            corex: Default::default(),
             sflags: 0,
             vars: Vec::new(),
             pv_cache: std::collections::HashMap::new(),
@@ -200,9 +210,12 @@ impl Ctx {
         self.started = std::time::Instant::now();
         self.avps.clear();
         self.xavps.clear();
+        self.xavus.clear();
+        self.xavis.clear();
         self.last_rc = 1;
         self.tm = Default::default();
         self.rr = Default::default();
+        self.corex = Default::default();
     }
 
     /// Runs a routing target through this worker's engine.

@@ -151,6 +151,7 @@ pub fn via_line(ctx: &Ctx, listener: &Listener, branch: &str, extra: &str) -> Ve
     if ctx.opts.local_rport {
         v.push_str(";rport");
     }
+    crate::modules::corex::via_extra_params(ctx, &mut v);
     v.push_str(extra);
     v.push_str("\r\n");
     v.into_bytes()

@@ -176,6 +176,9 @@ struct Cache {
     expires: OnceCell<Result<Option<u32>, HdrError>>,
 }
 
+/// The bytes of the faked message (one static buffer, so it can be recognised).
+static FAKED_RAW: &[u8] = b"OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n";
+
 #[derive(Clone)]
 pub struct SipMsg {
     buf: Bytes,
@@ -329,9 +332,7 @@ impl SipMsg {
     /// The faked message Kamailio uses for routes that run without a SIP message
     /// (event routes, timer routes).
     pub fn faked() -> SipMsg {
-        let raw = Bytes::from_static(
-            b"OPTIONS sip:you@kamailio.org SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1\r\nFrom: <sip:you@kamailio.org>;tag=123\r\nTo: <sip:you@kamailio.org>\r\nCall-ID: 123\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-        );
+        let raw = Bytes::from_static(FAKED_RAW);
         match SipMsg::parse(raw) {
             Ok(m) => m,
             // The literal above always parses; keep a total fallback anyway.
@@ -356,6 +357,11 @@ impl SipMsg {
                 status_changed: false,
             },
         }
+    }
+
+    /// True for the message built by [`SipMsg::faked`] (corex `is_faked_msg()`).
+    pub fn is_faked(&self) -> bool {
+        std::ptr::eq(self.buf.as_ptr(), FAKED_RAW.as_ptr())
     }
 
     // ---- start line ----

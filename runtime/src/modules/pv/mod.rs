@@ -1,10 +1,13 @@
 //! Kamailio's `pv` module: the pseudo-variable classes of the message and context, script
 //! variables, and the `KSR.pvx.*` functions.
 
+pub mod funcs;
 pub mod msgpv;
+pub mod sbranch;
 pub mod util;
 pub mod vars;
 pub mod xavp;
+pub mod xavx;
 
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
@@ -392,6 +395,9 @@ fn dyn_avp(s: &str, p: &dyn vm::pv::PvParser) -> Result<vm::pv::PvParam, String>
 
 fn register(r: &mut Registrar<'_>) {
     register_classes(r);
+    funcs::register(r);
+    sbranch::register(r);
+    xavx::register(r);
     r.hooks.worker_init.push(worker_init);
     r.kemi("pvx", "var_seti", &[S, I], RetType::Int, kx_var_set);
     r.kemi("pvx", "var_sets", &[S, S], RetType::Int, kx_var_set);
@@ -575,7 +581,7 @@ fn xn(
     }
 }
 
-fn kx_xavp_set(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_set(ctx: &mut Ctx, args: &[Value]) -> Value {
     let n = xn(arg_bytes(args, 0), None, None);
     match vars::xavp_set_in(&mut ctx.xavps, &n, &arg(args, 1)) {
         Ok(()) => Value::Int(1),
@@ -587,22 +593,19 @@ fn xavp_read(ctx: &Ctx, root: bytes::Bytes, field: Option<bytes::Bytes>) -> Valu
     vars::xavp_get_from(&ctx.xavps, &xn(root, field, None), util::Idx::None)
 }
 
-fn kx_xavp_get(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_get(ctx: &mut Ctx, args: &[Value]) -> Value {
     xavp_read(ctx, arg_bytes(args, 0), None)
 }
-fn kx_xavp_gete(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_gete(ctx: &mut Ctx, args: &[Value]) -> Value {
     empty_if_null(xavp_read(ctx, arg_bytes(args, 0), None))
 }
-fn kx_xavp_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
     null_text_if_null(xavp_read(ctx, arg_bytes(args, 0), None))
 }
 
-fn kx_xavp_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
-    let name = arg_bytes(args, 0);
-    if ctx.xavps.count(&name) == 0 {
-        return Value::Int(-1);
-    }
-    ctx.xavps.remove(&name, Some(0));
+/// `xavp_rm(name)`: removes the first `name` item; 1 whether there was one or not.
+pub(super) fn kx_xavp_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
+    ctx.xavps.remove(&arg_bytes(args, 0), Some(0));
     Value::Int(1)
 }
 
@@ -611,58 +614,58 @@ fn kx_xavp_rm_all(ctx: &mut Ctx, args: &[Value]) -> Value {
     Value::Int(1)
 }
 
-fn kx_xavp_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
-    Value::Int(if ctx.xavps.count(&arg_bytes(args, 0)) == 0 {
-        1
-    } else {
-        -1
-    })
+pub(super) fn kx_xavp_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
+    b(matches!(
+        ctx.xavps.get(&arg_bytes(args, 0), 0),
+        None | Some(xavp::XVal::Val(Value::Null))
+    ))
 }
 
-/// `xavp_child_seti("root", "field", v)`: sets the field in the first `root` item,
-/// creating the item when there is none.
-fn kx_xavp_child_set(ctx: &mut Ctx, args: &[Value]) -> Value {
+fn b(v: bool) -> Value {
+    Value::Int(if v { 1 } else { -1 })
+}
+
+/// `xavp_child_seti("root", "field", v)`: in the first `root` item, the first `field` is
+/// replaced by a new one at the front; a first `root` item that holds a plain value is
+/// replaced by a new item with the field; without `root` item one is added.
+pub(super) fn kx_xavp_child_set(ctx: &mut Ctx, args: &[Value]) -> Value {
     let root = arg_bytes(args, 0);
     let field = arg_bytes(args, 1);
-    let v = arg(args, 2);
-    if ctx.xavps.count(&root) == 0 {
-        let mut sub = xavp::XavpList::default();
-        sub.add(field, xavp::XVal::Val(v));
-        ctx.xavps.add(root, xavp::XVal::List(sub));
+    let v = xavp::XVal::Val(arg(args, 2));
+    if let Some(xavp::XVal::List(sub)) = ctx.xavps.get_mut(&root, 0) {
+        sub.remove(&field, Some(0));
+        sub.add(field, v);
         return Value::Int(1);
     }
-    match ctx.xavps.get_mut(&root, 0) {
-        Some(xavp::XVal::List(sub)) => {
-            sub.add(field, xavp::XVal::Val(v));
-            Value::Int(1)
-        }
-        _ => Value::Int(-1),
-    }
+    ctx.xavps.remove(&root, Some(0));
+    let mut sub = xavp::XavpList::default();
+    sub.add(field, v);
+    ctx.xavps.add(root, xavp::XVal::List(sub));
+    Value::Int(1)
 }
 
-fn kx_xavp_child_get(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_child_get(ctx: &mut Ctx, args: &[Value]) -> Value {
     xavp_read(ctx, arg_bytes(args, 0), Some(arg_bytes(args, 1)))
 }
-fn kx_xavp_child_gete(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_child_gete(ctx: &mut Ctx, args: &[Value]) -> Value {
     empty_if_null(xavp_read(ctx, arg_bytes(args, 0), Some(arg_bytes(args, 1))))
 }
-fn kx_xavp_child_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_child_getw(ctx: &mut Ctx, args: &[Value]) -> Value {
     null_text_if_null(xavp_read(ctx, arg_bytes(args, 0), Some(arg_bytes(args, 1))))
 }
 
-fn kx_xavp_child_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
+/// `xavp_child_rm(root, field)`: removes the first `field` of the first `root` item; 1
+/// whether there was one or not.
+pub(super) fn kx_xavp_child_rm(ctx: &mut Ctx, args: &[Value]) -> Value {
     let root = arg_bytes(args, 0);
     let field = arg_bytes(args, 1);
-    match ctx.xavps.get_mut(&root, 0) {
-        Some(xavp::XVal::List(sub)) if sub.count(&field) > 0 => {
-            sub.remove(&field, Some(0));
-            Value::Int(1)
-        }
-        _ => Value::Int(-1),
+    if let Some(xavp::XVal::List(sub)) = ctx.xavps.get_mut(&root, 0) {
+        sub.remove(&field, Some(0));
     }
+    Value::Int(1)
 }
 
-fn kx_xavp_child_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
+pub(super) fn kx_xavp_child_is_null(ctx: &mut Ctx, args: &[Value]) -> Value {
     let v = xavp_read(ctx, arg_bytes(args, 0), Some(arg_bytes(args, 1)));
     Value::Int(if v.is_null() { 1 } else { -1 })
 }

@@ -26,6 +26,29 @@ pub fn var_slot(name: &[u8]) -> u32 {
     *m.entry(name.into()).or_insert(n)
 }
 
+/// The slot of `$var(name)` when the name is known (used somewhere), without interning it.
+pub fn var_slot_lookup(name: &[u8]) -> Option<u32> {
+    let m = match VAR_SLOTS.lock() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    };
+    m.get(name).copied()
+}
+
+/// Every known `$var` name with its slot, in slot order.
+pub fn var_names() -> Vec<(Bytes, u32)> {
+    let m = match VAR_SLOTS.lock() {
+        Ok(m) => m,
+        Err(p) => p.into_inner(),
+    };
+    let mut v: Vec<(Bytes, u32)> = m
+        .iter()
+        .map(|(k, s)| (Bytes::copy_from_slice(k), *s))
+        .collect();
+    v.sort_by_key(|(_, s)| *s);
+    v
+}
+
 pub fn parse_var_name(s: &str) -> Result<PvParam, String> {
     let t = s.trim();
     if t.is_empty() {

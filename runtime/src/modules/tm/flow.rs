@@ -964,6 +964,9 @@ fn restore(ctx: &mut Ctx, t: &TxRef) {
     ctx.bflags = snap.bflags;
     ctx.avps = snap.avps;
     ctx.xavps = snap.xavps;
+    ctx.xavus = snap.xavus;
+    ctx.xavis = snap.xavis;
+    ctx.corex = snap.corex;
     ctx.dst_uri = snap.dst_uri;
     ctx.path_vec = snap.path_vec;
     ctx.force_socket = snap.force_socket;
