@@ -106,6 +106,46 @@ fn forward_flow(s: &Server, uas: &UdpSocket, user: &str, params: &str, extra: &s
     got
 }
 
+/// Top Vias as Kamailio rewrites them (`received`/`rport` placement) in a forwarded request
+/// (case `fw`, read at `uas`) and in a local reply (case `pk`), for assorted client Vias.
+fn via_cases(s: &Server, uas: &UdpSocket) -> Vec<String> {
+    let vias = [
+        "Via: SIP/2.0/UDP 127.0.0.1:{p};branch=z9hG4bK-v1;rport",
+        "Via: SIP/2.0/UDP 10.1.1.1:5060;branch=z9hG4bK-v2",
+        "Via: SIP/2.0/UDP 10.1.1.1:5060;rport;branch=z9hG4bK-v3;foo=bar",
+        "Via: SIP/2.0/UDP 10.1.1.1:{p};branch=z9hG4bK-v4, SIP/2.0/UDP 10.9.9.9;branch=z9hG4bK-2",
+        "Via: SIP/2.0/UDP 10.1.1.1:5060;received=10.3.3.3;rport=1;branch=z9hG4bK-v5",
+        "Via: SIP/2.0/UDP 10.1.1.1",
+    ];
+    let mut out = Vec::new();
+    for (i, via) in vias.iter().enumerate() {
+        for case in ["fw", "pk"] {
+            let c = client();
+            let p = c.local_addr().map(|a| a.port()).unwrap_or(0);
+            let m = format!(
+                "MESSAGE sip:{case}@127.0.0.1:{} SIP/2.0\r\n{}\r\nFrom: <sip:a@127.0.0.1>;tag=a1\r\nTo: <sip:b@127.0.0.1>\r\nCall-ID: via-{case}-{i}\r\nCSeq: 1 MESSAGE\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+                s.port,
+                via.replace("{p}", &p.to_string())
+            );
+            let _ = c.send_to(m.as_bytes(), ("127.0.0.1", s.port));
+            let got = if case == "fw" {
+                recv(uas, 1500)
+            } else {
+                recv(&c, 1500)
+            };
+            let vias: Vec<String> = got
+                .unwrap_or_default()
+                .split("\r\n")
+                .filter(|l| l.to_ascii_lowercase().starts_with("via"))
+                .skip(usize::from(case == "fw"))
+                .map(|l| l.replace(&p.to_string(), "P"))
+                .collect();
+            out.push(format!("{case} {i}: {vias:?}"));
+        }
+    }
+    out
+}
+
 #[test]
 fn more_module_functions_match_kamailio() {
     if !kamailio_available() {
@@ -191,6 +231,13 @@ fn more_module_functions_match_kamailio() {
             diffs.push(format!(
                 "{user}:\n  kamailio: {want:?}\n  ksr:      {got:?}"
             ));
+        }
+    }
+    let (want, got) = (via_cases(&k, &uas_k), via_cases(&ours, &uas_o));
+    for (w, g) in want.iter().zip(&got) {
+        eprintln!("via {g}");
+        if w != g {
+            diffs.push(format!("via:\n  kamailio: {w}\n  ksr:      {g}"));
         }
     }
     // xlogl prints the cfg line before the text; xlogm logs methods outside methods_filter.

@@ -47,8 +47,43 @@ pub fn needs_received(req: &SipMsg, src: &SocketAddr) -> bool {
     }
 }
 
-/// The text of the top Via with `;rport=PORT` (replacing a bare or valued rport) and
-/// `;received=IP` as Kamailio adds them, or `None` when nothing changes.
+/// Span (relative to the via-parm) of parameter `p` of `v`, from its `;` to the end of its
+/// value.
+fn param_span(req: &SipMsg, v: &super::Via, p: &super::scan::Param) -> Option<(usize, usize)> {
+    let raw: &[u8] = &v.raw;
+    let name_at = req.offset_of(&p.name)?.checked_sub(v.start)?;
+    let end = match &p.value {
+        Some(val) => req.offset_of(val)? + val.len() - v.start,
+        None => name_at + p.name.len(),
+    };
+    let semi = raw.get(..name_at)?.iter().rposition(|b| *b == b';')?;
+    Some((semi, end.min(raw.len())))
+}
+
+/// Where Kamailio inserts new Via parameters of a forwarded request: before the `;` of the
+/// first parameter, or after host[:port] when there is none.
+fn via_anchor(req: &SipMsg, v: &super::Via) -> usize {
+    let raw: &[u8] = &v.raw;
+    if let Some((semi, _)) = v.params.first().and_then(|p| param_span(req, v, p)) {
+        return semi;
+    }
+    let Some(h) = req.offset_of(&v.host).and_then(|o| o.checked_sub(v.start)) else {
+        return raw.len();
+    };
+    let mut at = h + v.host.len();
+    if raw.get(at) == Some(&b':') {
+        at += 1;
+        while raw.get(at).is_some_and(u8::is_ascii_digit) {
+            at += 1;
+        }
+    }
+    at.min(raw.len())
+}
+
+/// The top Via of a request being forwarded, with `;received=IP` and `;rport=PORT` where
+/// Kamailio puts them: `received` right after host:port (an existing one replaced in place),
+/// `rport` filled in where it was written (a forced one after `received`). `None` when
+/// nothing changes.
 pub fn via1_with_received(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> Option<Vec<u8>> {
     let v = req.via1().ok()?;
     let add_rport = force_rport || v.rport().is_some();
@@ -57,32 +92,78 @@ pub fn via1_with_received(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> 
         return None;
     }
     let raw: &[u8] = &v.raw;
-    let mut out = Vec::with_capacity(raw.len() + 40);
-    match v.param(b"rport").filter(|_| add_rport) {
-        Some(p) => {
-            // Drop the old rport (with its ';' and value) from where it was.
-            let start = req.offset_of(&p.name).unwrap_or(0).saturating_sub(v.start);
-            let end = match &p.value {
-                Some(val) => req.offset_of(val).map(|o| o + val.len() - v.start),
-                None => Some(start + p.name.len()),
-            }
-            .unwrap_or(start);
-            let semi = raw[..start.min(raw.len())]
-                .iter()
-                .rposition(|b| *b == b';')
-                .unwrap_or(start);
-            out.extend_from_slice(raw.get(..semi).unwrap_or(raw));
-            out.extend_from_slice(raw.get(end..).unwrap_or(&[]));
+    let anchor = via_anchor(req, v);
+    let span_of = |name: &[u8]| {
+        v.params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(name))
+            .and_then(|p| param_span(req, v, p))
+    };
+    // (start, end, order at the same offset, text)
+    let mut edits: Vec<(usize, usize, u8, String)> = Vec::new();
+    if add_received {
+        let text = format!(";received={}", ip_text(src));
+        match span_of(b"received") {
+            Some((a, b)) => edits.push((a, b, 0, text)),
+            None => edits.push((anchor, anchor, 0, text)),
         }
-        None => out.extend_from_slice(raw),
     }
     if add_rport {
-        let _ = write!(out, ";rport={}", src.port());
+        let text = format!(";rport={}", src.port());
+        match span_of(b"rport") {
+            Some((a, b)) => edits.push((a, b, 1, text)),
+            None => edits.push((anchor, anchor, 1, text)),
+        }
+    }
+    edits.sort_by_key(|e| (e.0, e.2));
+    let mut out = Vec::with_capacity(raw.len() + 40);
+    let mut pos = 0;
+    for (a, b, _, text) in edits {
+        if a < pos {
+            continue;
+        }
+        out.extend_from_slice(raw.get(pos..a).unwrap_or(&[]));
+        out.extend_from_slice(text.as_bytes());
+        pos = b;
+    }
+    out.extend_from_slice(raw.get(pos..).unwrap_or(&[]));
+    Some(out)
+}
+
+/// A reply's top Via as Kamailio builds it: `rport` filled in where it was written, and what
+/// goes at the end of the Via header line (a forced `rport`, then `received`, after every
+/// via-parm of that line, as Kamailio appends them).
+fn reply_via1(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> Option<(Vec<u8>, String)> {
+    let v = req.via1().ok()?;
+    let add_rport = force_rport || v.rport().is_some();
+    let add_received = needs_received(req, src);
+    if !add_rport && !add_received {
+        return None;
+    }
+    let raw: &[u8] = &v.raw;
+    let mut body = raw.to_vec();
+    let mut tail = String::new();
+    if add_rport {
+        let text = format!(";rport={}", src.port());
+        let span = v
+            .params
+            .iter()
+            .find(|p| p.name.eq_ignore_ascii_case(b"rport"))
+            .and_then(|p| param_span(req, v, p));
+        match span {
+            Some((a, b)) => {
+                body.clear();
+                body.extend_from_slice(raw.get(..a).unwrap_or(&[]));
+                body.extend_from_slice(text.as_bytes());
+                body.extend_from_slice(raw.get(b..).unwrap_or(&[]));
+            }
+            None => tail.push_str(&text),
+        }
     }
     if add_received {
-        let _ = write!(out, ";received={}", ip_text(src));
+        tail.push_str(&format!(";received={}", ip_text(src)));
     }
-    Some(out)
+    Some((body, tail))
 }
 
 /// Builds the reply bytes.
@@ -94,17 +175,25 @@ pub fn build_reply(req: &SipMsg, spec: &ReplySpec<'_>) -> Vec<u8> {
     let via1 = spec
         .src
         .as_ref()
-        .and_then(|s| via1_with_received(req, s, spec.force_rport));
+        .and_then(|s| reply_via1(req, s, spec.force_rport));
     let via1_hdr = req.via1().ok().map(|v| (v.header, v.start, v.end));
     let buf = req.buf();
     for (i, h) in req.headers().iter().enumerate() {
         let line = buf.get(h.start..h.end).unwrap_or(&[]);
         match h.kind {
             HdrKind::Via => match (&via1, via1_hdr) {
-                (Some(new), Some((hi, vs, ve))) if hi == i => {
+                (Some((new, tail)), Some((hi, vs, ve))) if hi == i => {
                     out.extend_from_slice(buf.get(h.start..vs).unwrap_or(&[]));
                     out.extend_from_slice(new);
-                    out.extend_from_slice(buf.get(ve..h.end).unwrap_or(&[]));
+                    let rest = buf.get(ve..h.end).unwrap_or(&[]);
+                    // The tail goes at the end of the line's value (before its CRLF).
+                    let body_end = rest
+                        .iter()
+                        .rposition(|b| !matches!(b, b'\r' | b'\n'))
+                        .map_or(0, |p| p + 1);
+                    out.extend_from_slice(&rest[..body_end]);
+                    out.extend_from_slice(tail.as_bytes());
+                    out.extend_from_slice(&rest[body_end..]);
                 }
                 _ => out.extend_from_slice(line),
             },
@@ -187,7 +276,7 @@ Content-Length: 0\r\n\r\n";
         assert_eq!(
             r,
             "SIP/2.0 404 Not Here\r\n\
-Via: SIP/2.0/UDP 10.1.1.1:5099;branch=z9hG4bK-1;x=y;rport=15999;received=127.0.0.1\r\n\
+Via: SIP/2.0/UDP 10.1.1.1:5099;branch=z9hG4bK-1;rport=15999;x=y;received=127.0.0.1\r\n\
 Via: SIP/2.0/TCP 10.2.2.2;branch=z9hG4bK-0\r\n\
 From: \"A\" <sip:a@127.0.0.1>;tag=1\r\n\
 To: <sip:bob@127.0.0.1>;tag=abc.123\r\n\
@@ -225,13 +314,27 @@ Content-Length: 0\r\n\r\n"
         assert!(via1_with_received(&req, &same, false).is_none());
         assert_eq!(
             via1_with_received(&req, &same, true).unwrap(),
-            b"SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bKa;rport=5000",
+            b"SIP/2.0/UDP 127.0.0.1:5000;rport=5000;branch=z9hG4bKa",
             "force_rport alone does not add received (Kamailio received_test)"
         );
         let other: SocketAddr = "10.0.0.1:5000".parse().unwrap();
         assert_eq!(
             via1_with_received(&req, &other, false).unwrap(),
-            b"SIP/2.0/UDP 127.0.0.1:5000;branch=z9hG4bKa;received=10.0.0.1"
+            b"SIP/2.0/UDP 127.0.0.1:5000;received=10.0.0.1;branch=z9hG4bKa"
         );
+        let req = SipMsg::parse(Bytes::from_static(
+            b"OPTIONS sip:a SIP/2.0\r\nVia: SIP/2.0/UDP 10.1.1.1:5060;rport;branch=z9hG4bKz;foo=bar\r\n\r\n",
+        ))
+        .unwrap();
+        assert_eq!(
+            via1_with_received(&req, &other, false).unwrap(),
+            b"SIP/2.0/UDP 10.1.1.1:5060;received=10.0.0.1;rport=5000;branch=z9hG4bKz;foo=bar"
+        );
+        let (body, tail) = reply_via1(&req, &other, false).unwrap();
+        assert_eq!(
+            body,
+            b"SIP/2.0/UDP 10.1.1.1:5060;rport=5000;branch=z9hG4bKz;foo=bar"
+        );
+        assert_eq!(tail, ";received=10.0.0.1");
     }
 }
