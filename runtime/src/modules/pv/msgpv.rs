@@ -622,23 +622,29 @@ pub fn rcv_uri_full(ctx: &mut Ctx, _: &PvSpec) -> Value {
     addr_uri(ctx.rcv.local, ctx.rcv.proto, true)
 }
 
-pub fn rcv_adv_ip(ctx: &mut Ctx, _: &PvSpec) -> Value {
-    match ctx.core.listeners.get(ctx.rcv.listener) {
-        Some(l) => match &l.advertise {
-            Some((h, _)) => Value::from(h.as_str()),
-            None => Value::Null,
-        },
-        None => Value::Null,
+/// `$RAi`: the receiving socket's advertised address, else its own (as `$Ri`).
+pub fn rcv_adv_ip(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match ctx
+        .core
+        .listeners
+        .get(ctx.rcv.listener)
+        .and_then(|l| l.advertise.as_ref())
+    {
+        Some((h, _)) => Value::from(h.as_str()),
+        None => rcv_ip(ctx, spec),
     }
 }
 
-pub fn rcv_adv_port(ctx: &mut Ctx, _: &PvSpec) -> Value {
-    match ctx.core.listeners.get(ctx.rcv.listener) {
-        Some(l) => match &l.advertise {
-            Some((_, p)) => Value::Int(*p as i64),
-            None => Value::Null,
-        },
-        None => Value::Null,
+/// `$RAp`: the receiving socket's advertised port, else its own (as `$Rp`).
+pub fn rcv_adv_port(ctx: &mut Ctx, spec: &PvSpec) -> Value {
+    match ctx
+        .core
+        .listeners
+        .get(ctx.rcv.listener)
+        .and_then(|l| l.advertise.as_ref())
+    {
+        Some((_, p)) => Value::Int(*p as i64),
+        None => rcv_port(ctx, spec),
     }
 }
 
@@ -936,26 +942,28 @@ pub fn branch_attr(ctx: &mut Ctx, spec: &PvSpec) -> Value {
         PvParam::Int(i) => i,
         _ => 0,
     };
-    if attr == 5 {
-        return Value::Int(ctx.branches.len() as i64);
-    }
     let idx = index_of(ctx, spec);
     let Some(b) = idx
         .position(ctx.branches.len())
         .and_then(|p| ctx.branches.get(p))
     else {
+        // Kamailio: even `count` is null when the indexed branch does not exist.
         return Value::Null;
     };
+    if attr == 5 {
+        return Value::Int(ctx.branches.len() as i64);
+    }
     let opt = |o: &Option<Bytes>| o.clone().map_or(Value::Null, Value::Str);
     match attr {
         0 => Value::Str(b.uri.clone()),
         1 => opt(&b.dst_uri),
         2 => opt(&b.path),
+        // The q value as Kamailio stores it (times 1000), an integer.
         3 => {
             if b.q < 0 {
                 Value::Null
             } else {
-                Value::from(crate::modules::core::q_text(b.q))
+                Value::Int(i64::from(b.q))
             }
         }
         4 => match b.force_socket.and_then(|i| ctx.core.listeners.get(i)) {
