@@ -175,6 +175,22 @@ impl<'a> Candidate<'a> {
 }
 
 impl Myself {
+    /// The `alias=` (and automatic) host aliases as (host, port (0 = any), protocol name or
+    /// `*`), for `corex.list_aliases`: newest first, as Kamailio keeps them.
+    pub fn alias_list(&self) -> Vec<(String, u16, &'static str)> {
+        self.aliases
+            .iter()
+            .rev()
+            .map(|(h, port, proto)| {
+                let host = match h {
+                    HostKey::Ip(ip) => ip.to_string(),
+                    HostKey::Name(n) => n.clone(),
+                };
+                (host, port.unwrap_or(0), proto.map_or("*", Proto::as_str))
+            })
+            .collect()
+    }
+
     pub fn new(listeners: &[Listener], cfg: &CoreConfig) -> Myself {
         let mut m = Myself::default();
         for l in listeners {

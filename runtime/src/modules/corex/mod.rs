@@ -1,6 +1,7 @@
 //! Kamailio's `corex` module: branch helpers, socket selection and tests, file access,
 //! sending raw data, message tests, extended and internal message flags.
 
+mod rpc;
 use super::core::actions::{append_branch, arg_bytes, arg_int, b};
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
@@ -23,6 +24,7 @@ pub static MODULE: ModuleDef = ModuleDef {
 };
 
 fn register(r: &mut Registrar<'_>) {
+    rpc::register(r.rpc);
     r.kemi("corex", "append_branch", &[], RetType::Int, |c, _| {
         append_branch(c, None, None)
     });
