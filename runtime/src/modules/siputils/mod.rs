@@ -11,6 +11,7 @@ use vm::{RouteMask, Value};
 
 mod extra;
 mod more;
+mod pcv;
 pub use more::SiputilsState;
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -112,6 +113,7 @@ fn register(r: &mut Registrar<'_>) {
     .native("cmp_aor", RouteMask::ANY);
     more::register(r);
     extra::register(r);
+    pcv::register(r);
 }
 
 /// An optional `+` with a first digit 1-9, then digits only; -2 otherwise (Kamailio's code).
