@@ -25,6 +25,14 @@ pub static MODULE: ModuleDef = ModuleDef {
 
 fn register(r: &mut Registrar<'_>) {
     rpc::register(r.rpc);
+    r.pvs.add(vm::pv::PvClass {
+        name: "lsock",
+        get: rpc::pv_lsock,
+        set: None,
+        parse_name: Some(crate::modules::pv::vars::parse_plain_name),
+        name_required: true,
+        takes_index: false,
+    });
     r.kemi("corex", "append_branch", &[], RetType::Int, |c, _| {
         append_branch(c, None, None)
     });

@@ -79,3 +79,63 @@ fn list_aliases(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
             .collect(),
     ))
 }
+
+// ---------------------------------------------------------------- $lsock
+
+/// `$lsock(M/VALUE/FIELD)`: the listening socket matched by name (`n`), listen string (`l`,
+/// `udp:1.2.3.4:5060`), advertised string (`a`) or index (`i`, which Kamailio 5.6 always
+/// takes as 0), and the field named by FIELD's first letter: name, listen string, advertised string or
+/// index. Null
+/// when no socket matches; an empty string for an unset name or advertised address.
+pub fn pv_lsock(ctx: &mut crate::ctx::Ctx, spec: &vm::pv::PvSpec) -> vm::Value {
+    use vm::Value;
+    let Some(expr) = crate::modules::pv::util::name_of(ctx, &spec.param) else {
+        return Value::Null;
+    };
+    let expr = String::from_utf8_lossy(&expr);
+    let mut parts = expr.splitn(3, '/');
+    let (Some(m), Some(val), Some(field)) = (parts.next(), parts.next(), parts.next()) else {
+        crate::klog!(
+            crate::log::L_ERR,
+            "corex",
+            "invalid expression format: {expr}"
+        );
+        return Value::Null;
+    };
+    let kinds = ['n', 'l', 'a', 'i'];
+    let (Some(mk), Some(fk)) = (m.chars().next(), field.chars().next()) else {
+        return Value::Null;
+    };
+    // Kamailio's parser wants at least two characters after the second `/`.
+    if m.len() != 1 || field.len() < 2 || !kinds.contains(&mk) || !kinds.contains(&fk) {
+        crate::klog!(
+            crate::log::L_ERR,
+            "corex",
+            "invalid expression format: {expr}"
+        );
+        return Value::Null;
+    }
+    let adv = |l: &crate::transport::Listener| match &l.advertise {
+        Some((h, p)) => {
+            let port = if *p == 0 { l.addr.port() } else { *p };
+            format!("{}:{h}:{port}", l.proto)
+        }
+        None => String::new(),
+    };
+    let ls = &ctx.core.listeners;
+    let found = match mk {
+        'n' => ls.iter().find(|l| l.name.as_deref() == Some(val)),
+        'l' => ls.iter().find(|l| l.sock_str().eq_ignore_ascii_case(val)),
+        'a' => ls.iter().find(|l| !val.is_empty() && adv(l) == val),
+        _ => ls.first(),
+    };
+    let Some(l) = found else {
+        return Value::Null;
+    };
+    match fk {
+        'n' => Value::from(l.name.clone().unwrap_or_default().as_str()),
+        'l' => Value::from(l.sock_str().as_str()),
+        'a' => Value::from(adv(l).as_str()),
+        _ => Value::Int(l.id as i64),
+    }
+}
