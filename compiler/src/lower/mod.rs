@@ -1156,6 +1156,10 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
 
     fn read_pv(&mut self, fb: &mut Fb, text: &str, span: Span) -> VReg {
         let d = fb.reg(Ty::Any);
+        if let Some(value) = self.cfg_pv(fb, text, span) {
+            fb.emit(Inst::Const { dst: d, value });
+            return d;
+        }
         match self.pv(text, span) {
             Some(pv) => fb.emit(Inst::Pv { dst: d, pv }),
             None => fb.emit(Inst::Const {
@@ -1164,6 +1168,31 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
             }),
         }
         d
+    }
+
+    /// corex's `$cfg(line|file|name|route)`: where the expression is written, known here
+    /// (Kamailio reports the executing action's line, file and routing block name).
+    fn cfg_pv(&self, fb: &Fb, text: &str, span: Span) -> Option<Value> {
+        let name = text.trim().strip_prefix("$cfg(")?.strip_suffix(')')?.trim();
+        // Only with corex loaded (it exports the variable).
+        self.pvs.lookup("cfg")?;
+        Some(match name {
+            "line" => Value::Int(i64::from(self.line_of(span))),
+            "file" | "name" => match self.sources {
+                Some(sm) => Value::Str(Bytes::from(sm.path(span.file))),
+                None => Value::Null,
+            },
+            "route" => Value::Str(Bytes::from(match (&fb.f.name, fb.f.kind) {
+                (Some(n), _) => n.clone(),
+                (None, RouteKind::Request) => "DEFAULT_ROUTE".into(),
+                (None, RouteKind::CoreOnReply | RouteKind::TmOnReply) => "DEFAULT_ONREPLY".into(),
+                (None, RouteKind::Failure) => "DEFAULT_FAILURE".into(),
+                (None, RouteKind::Branch) => "DEFAULT_BRANCH".into(),
+                (None, RouteKind::OnSend) => "DEFAULT_SEND".into(),
+                (None, _) => "DEFAULT_EVENT".into(),
+            })),
+            _ => return None,
+        })
     }
 
     fn regex(&mut self, pat: &Bytes, icase: bool, span: Span) -> Option<u32> {

@@ -25,6 +25,26 @@ pub static MODULE: ModuleDef = ModuleDef {
 
 fn register(r: &mut Registrar<'_>) {
     rpc::register(r.rpc);
+    // `$cfg(...)` is resolved where the cfg uses it (the compiler knows the line, file and
+    // routing block); read at run time (KEMI) it gives the line of the current function call.
+    r.pvs.add(vm::pv::PvClass {
+        name: "cfg",
+        get: |_: &mut Ctx, s: &vm::pv::PvSpec| match &s.param {
+            vm::pv::PvParam::Str(n) if &n[..] == b"line" => {
+                Value::Int(i64::from(vm::interp::current_cfg_line()))
+            }
+            _ => Value::Null,
+        },
+        set: None,
+        parse_name: Some(|s: &str| match s.trim() {
+            n @ ("line" | "file" | "name" | "route") => {
+                Ok(vm::pv::PvParam::Str(Bytes::copy_from_slice(n.as_bytes())))
+            }
+            o => Err(format!("unknown PV af key: {o}")),
+        }),
+        name_required: true,
+        takes_index: false,
+    });
     r.pvs.add(vm::pv::PvClass {
         name: "lsock",
         get: rpc::pv_lsock,
