@@ -120,7 +120,9 @@ pub fn load(st: &HtableState, t: &Table) -> Result<usize, String> {
         };
         let name = name.to_text();
         if custom {
-            let vals: Vec<String> = row[1..]
+            let vals: Vec<String> = row
+                .get(1..)
+                .unwrap_or(&[])
                 .iter()
                 .map(|v| match v {
                     DbVal::Null => t.colnull.clone(),
