@@ -191,6 +191,9 @@ fn more_module_functions_match_kamailio() {
         ("hn", "Date: yesterday\r\n".into()),
         ("sm", String::new()),
         ("xl", String::new()),
+        ("r1", String::new()),
+        ("r2", String::new()),
+        ("r3", String::new()),
         ("pc", String::new()),
         (
             "pc",

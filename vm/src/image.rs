@@ -170,6 +170,8 @@ fn write_sig(w: &mut W, s: &ExportSig) {
             ParamHint::PvName => w.u8(5),
             ParamHint::Subst => w.u8(6),
             ParamHint::PvList => w.u8(7),
+            ParamHint::LeadingPv => w.u8(8),
+            ParamHint::PvOrLiteral => w.u8(9),
         }
     }
     w.u8(match s.ret {
@@ -396,6 +398,8 @@ fn read_sig(r: &mut R<'_>) -> Result<ExportSig, ImageError> {
             5 => ParamHint::PvName,
             6 => ParamHint::Subst,
             7 => ParamHint::PvList,
+            8 => ParamHint::LeadingPv,
+            9 => ParamHint::PvOrLiteral,
             x => return Err(corrupt(format!("parameter hint {x}"))),
         });
     }

@@ -55,6 +55,13 @@ pub enum ParamHint {
     /// Names of pseudo-variables to write, separated by `;`, `,` or blanks
     /// (`sql_pvquery`'s result list): passed as written, each name checked.
     PvList,
+    /// Kamailio's `fixup_var_pve_str`: a string that starts with a pseudo-variable is that
+    /// variable alone (text after it is ignored: `"$rU is gone"` gives the user); any other
+    /// string is a format.
+    LeadingPv,
+    /// Kamailio's `fixup_var_str`: a string that starts with a pseudo-variable is that
+    /// variable alone; any other string is literal text (not expanded).
+    PvOrLiteral,
 }
 
 /// The signature of one export: everything about it except the code.

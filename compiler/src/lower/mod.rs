@@ -1980,6 +1980,24 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
                     }
                     return konst_for(fb, Value::Str(s.clone()));
                 }
+                // Kamailio's older fixups: a leading pseudo-variable is the whole value.
+                let text = match hint {
+                    ParamHint::LeadingPv | ParamHint::PvOrLiteral => {
+                        let lead = text.trim_start();
+                        match lead
+                            .starts_with('$')
+                            .then(|| vm::pv::parse_spec_prefix(lead, self.pvs).ok())
+                            .flatten()
+                        {
+                            Some((_, n)) => lead.get(..n).unwrap_or(lead).to_string(),
+                            None if hint == ParamHint::PvOrLiteral => {
+                                return konst_for(fb, Value::Str(s.clone()));
+                            }
+                            None => text,
+                        }
+                    }
+                    _ => text,
+                };
                 if vm::program::has_pv(&text) {
                     let Some(f) = self.format(&text, a.span) else {
                         return konst_for(fb, Value::Null);

@@ -11,7 +11,7 @@ use crate::stats::StatId;
 use crate::transport::{Destination, Proto};
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
-use vm::ksr::{ParamType::Int as I, ParamType::Str as S, RetType};
+use vm::ksr::{ParamHint, ParamType::Int as I, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
 
 pub static MODULE: ModuleDef = ModuleDef {
@@ -106,6 +106,10 @@ fn count(c: &Ctx, code: u16, err: bool, ok: bool) {
     }
 }
 
+/// The native reason is Kamailio's `fixup_var_pve_str`: a leading variable alone, else a
+/// format.
+const REASON: [ParamHint; 2] = [ParamHint::Plain, ParamHint::LeadingPv];
+
 fn register(r: &mut Registrar<'_>) {
     for n in STAT_NAMES {
         r.stats.add("sl", n);
@@ -117,9 +121,11 @@ fn register(r: &mut Registrar<'_>) {
         RetType::Int,
         kemi_send_reply,
     )
-    .native("sl_send_reply", RouteMask::REQUEST);
+    .native("sl_send_reply", RouteMask::REQUEST)
+    .hints(&REASON);
     r.kemi("sl", "send_reply", &[I, S], RetType::Int, kemi_freply)
-        .native("send_reply", RouteMask(1 | 2 | 4 | 128));
+        .native("send_reply", RouteMask(1 | 2 | 4 | 128))
+        .hints(&REASON);
     r.kemi("sl", "sl_reply_error", &[], RetType::Int, |c, _| {
         Value::Int(send_counted(c, 500, b"Server Internal Error", true) as i64)
     })
@@ -135,7 +141,8 @@ fn register(r: &mut Registrar<'_>) {
         }
         kemi_freply(c, a)
     })
-    .native("send_reply_mode", RouteMask(1 | 2 | 4 | 128));
+    .native("send_reply_mode", RouteMask(1 | 2 | 4 | 128))
+    .hints(&[ParamHint::Plain, ParamHint::LeadingPv, ParamHint::Plain]);
     r.native("sl_forward_reply", &[], RouteMask::ONREPLY, |c, _| {
         Value::Int(forward_reply(c, None, None) as i64)
     });

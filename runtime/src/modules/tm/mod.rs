@@ -292,10 +292,14 @@ fn register(r: &mut Registrar<'_>) {
     })
     .native("t_lookup_cancel", RQ);
 
+    // The native reason is Kamailio's `fixup_var_str`: one leading variable or literal text.
+    let reason = [ParamHint::Plain, ParamHint::PvOrLiteral];
     r.kemi("tm", "t_reply", &[I, S], RetType::Int, t_reply)
-        .native("t_reply", REPLY_FNS);
+        .native("t_reply", REPLY_FNS)
+        .hints(&reason);
     r.kemi("tm", "t_send_reply", &[I, S], RetType::Int, t_send_reply)
-        .native("t_send_reply", REPLY_FNS);
+        .native("t_send_reply", REPLY_FNS)
+        .hints(&reason);
     r.kemi(
         "tm",
         "t_retransmit_reply",
