@@ -52,7 +52,9 @@ event_route[tm:branch-failure:BF] {
 }
 failure_route[F] {
     if ($T_reply_code == 486) {
-        t_reply("499", "bf $shv(bf)");
+        # t_reply's reason is one leading variable or literal text (Kamailio's fixup)
+        $var(reason) = "bf " + $shv(bf);
+        t_reply("499", "$var(reason)");
     }
 }
 "#;
