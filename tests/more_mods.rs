@@ -294,3 +294,41 @@ fn more_module_functions_match_kamailio() {
     }
     assert!(diffs.is_empty(), "differences:\n{}", diffs.join("\n"));
 }
+
+/// The KEMI names of the same functions (tests/data/more_mods.lua) through app_lua, on ksr and
+/// on Kamailio 5.6.
+#[test]
+fn more_module_kemi_names_match_kamailio() {
+    let cfg = root().join("tests/data/more_mods-lua.cfg");
+    let def = format!(
+        "LUA_SCRIPT=\"{}\"",
+        root().join("tests/data/more_mods.lua").display()
+    );
+    let cases: [(&str, &str); 5] = [
+        ("kh", ""),
+        ("ks", ""),
+        ("ky", "Expires: soon\r\n"),
+        ("ky", "Expires: 60\r\n"),
+        ("km", ""),
+    ];
+    let run = |s: &Server| -> Vec<String> {
+        cases
+            .iter()
+            .map(|(case, extra)| format!("{case}: {}", ask(s, case, extra)))
+            .collect()
+    };
+    let ours = run(&start_ksr(&cfg, &[&def]));
+    for l in &ours {
+        eprintln!("{l}");
+        assert!(!l.contains("<no reply>"), "{l}");
+    }
+    if !kamailio_available() {
+        assert!(
+            std::env::var("KSR_SKIP_ORACLE").is_ok(),
+            "kamailio is not installed (set KSR_SKIP_ORACLE=1 to skip)"
+        );
+        return;
+    }
+    let theirs = run(&start_kamailio(&cfg, &[&def]));
+    assert_eq!(ours, theirs);
+}

@@ -51,10 +51,10 @@ pub fn register(r: &mut super::super::Registrar<'_>) {
         Value::Int(is_gruu(&ruri))
     })
     .native("is_gruu", RouteMask::ANY);
-    r.kemi("siputils", "is_gruu_uri", &[S], RetType::Int, |_, a| {
+    // Kamailio's KEMI has only the R-URI form.
+    r.native("is_gruu", &[S], RouteMask::ANY, |_, a| {
         Value::Int(is_gruu(&arg_bytes(a, 0)))
-    })
-    .native("is_gruu", RouteMask::ANY);
+    });
     r.kemi("siputils", "hdr_date_check", &[I], RetType::Int, |c, a| {
         Value::Int(hdr_date_check(c, arg_int(a, 0)))
     })
@@ -81,22 +81,13 @@ pub fn register(r: &mut super::super::Registrar<'_>) {
         let (p, s) = (st.prefix.clone(), st.suffix.clone());
         Value::Int(append_rpid(c, p.as_bytes(), s.as_bytes()))
     });
-    r.kemi(
-        "siputils",
-        "append_rpid_hf",
-        &[S, S],
-        RetType::Int,
-        |c, a| Value::Int(append_rpid(c, &arg_bytes(a, 0), &arg_bytes(a, 1))),
-    )
-    .native("append_rpid_hf", rpid_routes);
-    r.kemi(
-        "siputils",
-        "is_rpid_user_e164",
-        &[],
-        RetType::Int,
-        |c, _| Value::Int(is_rpid_user_e164(c)),
-    )
-    .native("is_rpid_user_e164", RouteMask::REQUEST);
+    // The RPID functions have no KEMI exports in Kamailio.
+    r.native("append_rpid_hf", &[S, S], rpid_routes, |c, a| {
+        Value::Int(append_rpid(c, &arg_bytes(a, 0), &arg_bytes(a, 1)))
+    });
+    r.native("is_rpid_user_e164", &[], RouteMask::REQUEST, |c, _| {
+        Value::Int(is_rpid_user_e164(c))
+    });
     let req_reply = RouteMask(1 | 4 | 128);
     r.kemi(
         "siputils",

@@ -74,21 +74,14 @@ fn register(r: &mut Registrar<'_>) {
         add_uri_param,
     )
     .native("add_uri_param", RouteMask::REQUEST);
-    r.kemi("siputils", "is_e164", &[S], RetType::Int, |_, a| {
+    // cfg-only in Kamailio (no KEMI exports).
+    r.native("is_e164", &[S], RouteMask::ANY, |_, a| {
         b(is_e164(&arg_bytes(a, 0)))
-    })
-    .native("is_e164", RouteMask::ANY);
-    r.kemi(
-        "siputils",
-        "is_uri_user_e164",
-        &[S],
-        RetType::Int,
-        |_, a| {
-            let u = arg_bytes(a, 0);
-            b(Uri::parse(&u).is_ok_and(|u| is_e164(&u.user)))
-        },
-    )
-    .native("is_uri_user_e164", RouteMask::ANY);
+    });
+    r.native("is_uri_user_e164", &[S], RouteMask::ANY, |_, a| {
+        let u = arg_bytes(a, 0);
+        b(Uri::parse(&u).is_ok_and(|u| is_e164(&u.user)))
+    });
     r.kemi("siputils", "is_tel_number", &[S], RetType::Int, |_, a| {
         Value::Int(is_tel_number(&arg_bytes(a, 0)))
     })
