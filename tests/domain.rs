@@ -68,8 +68,8 @@ fn ask(s: &Server, seen: &mut Vec<String>) {
         ("sip:u@alias.example.org;transport=tcp", "other.org", "solo.net"),
         ("sip:u@solo.net", "bare.io", "nothere"),
         ("sip:u@bare.io", "BARE.IO", "Alias.example.ORG"),
-        ("sip:u@unknown.example", "127.0.0.1", ""),
-        ("sip:u@127.0.0.1", "a.b", "new.example"),
+        ("sip:u@unknown.example", "10.9.9.9", ""),
+        ("sip:u@10.9.9.9", "a.b", "new.example"),
         ("sip:u@new.example", "new.example", "example.com"),
     ];
     for (i, (ruri, from, xd)) in cases.iter().enumerate() {

@@ -446,7 +446,8 @@ fn rpc_reload(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
     })?;
     let mut g = st.table.write().map_err(|_| fail())?;
     *g = Arc::new(d);
-    Ok(Json::Null)
+    // Kamailio's reply carries an empty result structure.
+    Ok(json!({}))
 }
 
 fn rpc_dump(core: &'static Core, _: &[Json]) -> Result<Json, RpcError> {
