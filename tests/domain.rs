@@ -65,7 +65,11 @@ fn ask(s: &Server, seen: &mut Vec<String>) {
     let cases: &[(&str, &str, &str)] = &[
         ("sip:u@example.com", "solo.net", "A.B"),
         ("sip:u@EXAMPLE.COM:5099", "Example.Com", "zz.example.com"),
-        ("sip:u@alias.example.org;transport=tcp", "other.org", "solo.net"),
+        (
+            "sip:u@alias.example.org;transport=tcp",
+            "other.org",
+            "solo.net",
+        ),
         ("sip:u@solo.net", "bare.io", "nothere"),
         ("sip:u@bare.io", "BARE.IO", "Alias.example.ORG"),
         ("sip:u@unknown.example", "10.9.9.9", ""),

@@ -210,7 +210,9 @@ pub static TABLES: &[Table] = &[
             "value" => "VARCHAR(255) NOT NULL",
             "last_modified" => "TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL",
         ],
-        indexes: &["CREATE INDEX IF NOT EXISTS domain_attrs_domain_attrs_idx ON domain_attrs (did, name)"],
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS domain_attrs_domain_attrs_idx ON domain_attrs (did, name)",
+        ],
     },
 ];
 

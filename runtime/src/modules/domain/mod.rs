@@ -184,10 +184,7 @@ fn init(ictx: &mut InitCtx<'_>) -> Result<(), String> {
         value: p.str_or("value_col", "value"),
     };
     st.register_myself = p.int("register_myself", 0) != 0;
-    let url = p.str_or(
-        "db_url",
-        "mysql://kamailioro:kamailioro@localhost/kamailio",
-    );
+    let url = p.str_or("db_url", "mysql://kamailioro:kamailioro@localhost/kamailio");
     let h = db::open(&url, ictx.workdir).map_err(|e| format!("domain: {e}"))?;
     let d = load(&h, &st.cols).map_err(|e| format!("domain: domain reload failed: {e}"))?;
     crate::klog!(L_INFO, "domain", "{} domains loaded", d.len());
@@ -332,18 +329,16 @@ fn is_from_local(c: &mut Ctx) -> Value {
 
 fn is_uri_host_local(c: &mut Ctx) -> Value {
     match c.route {
-        RouteKind::Request | RouteKind::Branch => {
-            match c.msg.parsed_ruri() {
-                Ok(u) => {
-                    let host = u.host.clone();
-                    rc(st(c).is_local(&host))
-                }
-                Err(_) => {
-                    crate::klog!(L_ERR, "domain", "error while parsing R-URI");
-                    Value::Int(-1)
-                }
+        RouteKind::Request | RouteKind::Branch => match c.msg.parsed_ruri() {
+            Ok(u) => {
+                let host = u.host.clone();
+                rc(st(c).is_local(&host))
             }
-        }
+            Err(_) => {
+                crate::klog!(L_ERR, "domain", "error while parsing R-URI");
+                Value::Int(-1)
+            }
+        },
         RouteKind::Failure => {
             let Some(b) = c.branches.first() else {
                 crate::klog!(L_ERR, "domain", "branch is missing, error in script");
