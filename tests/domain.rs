@@ -90,7 +90,7 @@ fn ask(s: &Server, seen: &mut Vec<String>) {
     }
 }
 
-fn observe(kamailio: bool) -> Vec<String> {
+fn observe(kamailio: bool, lua: bool) -> Vec<String> {
     let base: PathBuf = std::env::temp_dir().join(format!(
         "ksr-domain-{}-{}-{}",
         std::process::id(),
@@ -106,9 +106,17 @@ fn observe(kamailio: bool) -> Vec<String> {
         format!("RPCSOCK=\"{}\"", sock.display()),
         format!("RPCFIFO=\"{}\"", fifo.display()),
         format!("DBURL=\"sqlite:///{}\"", db.display()),
+        format!(
+            "LUA_SCRIPT=\"{}\"",
+            root().join("tests/data/domain.lua").display()
+        ),
     ];
     let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
-    let cfg = root().join("tests/data/domain.cfg");
+    let cfg = root().join(if lua {
+        "tests/data/domain-lua.cfg"
+    } else {
+        "tests/data/domain.cfg"
+    });
     let s = if kamailio {
         start_kamailio(&cfg, &defs)
     } else {
@@ -140,6 +148,22 @@ DELETE FROM domain WHERE domain = 'solo.net'",
 
 #[test]
 fn domain_module_matches_kamailio() {
+    compare(false);
+}
+
+/// The same through KSR.domain.* in Lua (tests/data/domain.lua), on ksr and on Kamailio's
+/// app_lua.
+#[test]
+fn domain_lua_kemi_matches_kamailio() {
+    if kamailio_available()
+        && !Path::new("/usr/lib/x86_64-linux-gnu/kamailio/modules/app_lua.so").exists()
+    {
+        return;
+    }
+    compare(true);
+}
+
+fn compare(lua: bool) {
     if !kamailio_available() {
         assert!(
             std::env::var("KSR_SKIP_ORACLE").is_ok(),
@@ -147,8 +171,8 @@ fn domain_module_matches_kamailio() {
         );
         return;
     }
-    let want = observe(true);
-    let got = observe(false);
+    let want = observe(true, lua);
+    let got = observe(false, lua);
     for l in &got {
         eprintln!("{l}");
     }
