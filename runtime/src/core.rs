@@ -49,18 +49,22 @@ impl Core {
         port: Option<u16>,
         proto: Option<crate::transport::Proto>,
     ) -> bool {
-        match self.myself.read() {
+        let own = match self.myself.read() {
             Ok(m) => m.check(host, port, proto),
             Err(p) => p.into_inner().check(host, port, proto),
-        }
+        };
+        // Modules registering as `myself` (domain's `register_myself`), any port.
+        own || self.m.domain.check_self(host)
     }
 
     /// `host` (any port) is one of our sockets or aliases.
     pub fn is_myself_any_port(&self, host: &[u8], proto: Option<crate::transport::Proto>) -> bool {
-        match self.myself.read() {
+        let own = match self.myself.read() {
             Ok(m) => m.check_any_port(host, proto),
             Err(p) => p.into_inner().check_any_port(host, proto),
-        }
+        };
+        // Modules registering as `myself` (domain's `register_myself`), any port.
+        own || self.m.domain.check_self(host)
     }
 }
 

@@ -188,6 +188,32 @@ pub static TABLES: &[Table] = &[
         ],
         indexes: &[],
     },
+    Table {
+        name: "domain",
+        version: 2,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "domain" => "VARCHAR(64) NOT NULL",
+            "did" => "VARCHAR(64) DEFAULT NULL",
+            "last_modified" => "TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL",
+        ],
+        indexes: &["CREATE UNIQUE INDEX IF NOT EXISTS domain_domain_idx ON domain (domain)"],
+    },
+    Table {
+        name: "domain_attrs",
+        version: 1,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "did" => "VARCHAR(64) NOT NULL",
+            "name" => "VARCHAR(32) NOT NULL",
+            "type" => "INTEGER NOT NULL",
+            "value" => "VARCHAR(255) NOT NULL",
+            "last_modified" => "TIMESTAMP WITHOUT TIME ZONE DEFAULT '2000-01-01 00:00:01' NOT NULL",
+        ],
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS domain_attrs_domain_attrs_idx ON domain_attrs (did, name)",
+        ],
+    },
 ];
 
 pub fn table(name: &str) -> Option<&'static Table> {

@@ -173,6 +173,7 @@ pub struct ModuleStates {
     pub rtpproxy: rtpproxy::RtpproxyState,
     pub permissions: permissions::PermissionsState,
     pub dispatcher: dispatcher::DispatcherState,
+    pub domain: domain::DomainState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -333,6 +334,7 @@ pub mod core;
 pub mod corex;
 pub mod db_sqlite;
 pub mod dispatcher;
+pub mod domain;
 pub mod htable;
 pub mod jsonrpcs;
 pub mod kemix;
@@ -393,6 +395,7 @@ pub static MODULES: &[&ModuleDef] = &[
     &nathelper::MODULE,
     &rtpproxy::MODULE,
     &permissions::MODULE,
+    &domain::MODULE,
     &textopsx::MODULE,
     &sqlops::MODULE,
     &xhttp::MODULE,
