@@ -5,8 +5,8 @@
 use super::core::actions::{append_branch, arg_bytes};
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
-use crate::log::L_ERR;
 use crate::db::{self, Cond, DbHandle, DbVal};
+use crate::log::L_ERR;
 use bytes::Bytes;
 use vm::ksr::{ParamHint, ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
@@ -76,12 +76,13 @@ fn register(r: &mut Registrar<'_>) {
         .union(RouteMask::LOCAL);
     r.native("alias_db_find", &[S, S, S], find_routes, native_find3)
         .hints(&[ParamHint::Plain, ParamHint::PvName, ParamHint::PvName]);
-    r.native("alias_db_find", &[S, S, S, S], find_routes, native_find4).hints(&[
-        ParamHint::Plain,
-        ParamHint::PvName,
-        ParamHint::PvName,
-        ParamHint::Plain,
-    ]);
+    r.native("alias_db_find", &[S, S, S, S], find_routes, native_find4)
+        .hints(&[
+            ParamHint::Plain,
+            ParamHint::PvName,
+            ParamHint::PvName,
+            ParamHint::Plain,
+        ]);
 }
 
 fn default_flags(c: &Ctx) -> u32 {
@@ -133,7 +134,10 @@ fn query(c: &Ctx, table: &str, user: &[u8], host: &[u8], flags: u32) -> Option<V
             [st.user_col.as_str(), st.domain_col.as_str()],
         )
     };
-    let mut conds = vec![Cond::eq(keys[0], String::from_utf8_lossy(user).into_owned())];
+    let mut conds = vec![Cond::eq(
+        keys[0],
+        String::from_utf8_lossy(user).into_owned(),
+    )];
     if flags & FL_DOMAIN != 0 {
         let pre = st.domain_prefix.as_bytes();
         let dom = if !pre.is_empty()

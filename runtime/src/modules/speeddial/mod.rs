@@ -4,8 +4,8 @@
 use super::core::actions::arg_bytes;
 use super::{ModuleDef, ParamDef, Registrar};
 use crate::ctx::Ctx;
-use crate::log::L_ERR;
 use crate::db::{self, Cond, DbHandle, DbVal};
+use crate::log::L_ERR;
 use bytes::Bytes;
 use vm::ksr::{ParamType::Str as S, RetType};
 use vm::{RouteMask, Value};
@@ -60,8 +60,14 @@ fn init(ictx: &mut super::InitCtx<'_>) -> Result<(), String> {
 fn register(r: &mut Registrar<'_>) {
     r.kemi("speeddial", "lookup", &[S], RetType::Int, ki_lookup)
         .native("sd_lookup", RouteMask::REQUEST);
-    r.kemi("speeddial", "lookup_owner", &[S, S], RetType::Int, ki_lookup_owner)
-        .native("sd_lookup", RouteMask::REQUEST);
+    r.kemi(
+        "speeddial",
+        "lookup_owner",
+        &[S, S],
+        RetType::Int,
+        ki_lookup_owner,
+    )
+    .native("sd_lookup", RouteMask::REQUEST);
 }
 
 /// The host without `domain_prefix` (compared ignoring case; only when the host is longer).
