@@ -1,7 +1,9 @@
 //! alias_db and speeddial on SQLite (tests/data/dbmods.cfg): `alias_db_lookup` (plain, table
 //! from a variable, the `r`/`d`/`u` flags, a missing table), `alias_db_find` into an AVP or a
 //! script variable, `sd_lookup` with the From user or an owner URI. Two rounds of module
-//! parameters (defaults; then `use_domain`, `append_branches` and `domain_prefix`). Kamailio 5.6
+//! parameters (defaults; then `use_domain`, `append_branches` and `domain_prefix`), each also
+//! through KEMI from Lua (`KSR.alias_db.lookup/lookup_ex`, `KSR.speeddial.lookup/lookup_owner`,
+//! tests/data/dbmods.lua). Kamailio 5.6
 //! runs the same cfg on its own copy of the database; the replies must agree. Set
 //! KSR_SKIP_ORACLE=1 to skip where Kamailio is not installed.
 
@@ -70,7 +72,24 @@ const CASES: &[(&str, &str, &str)] = &[
     ("s2pv", "1@127.0.0.1", "X-Owner: bad uri\r\n"),
 ];
 
-fn observe(kamailio: bool, round: &[&str]) -> Vec<String> {
+/// The same through KEMI (tests/data/dbmods.lua): (X-Op, R-URI user@host).
+const LUA_CASES: &[(&str, &str, &str)] = &[
+    ("kl1", "bob@127.0.0.1", ""),
+    ("kl1", "bob@other.org", ""),
+    ("kl1", "multi@127.0.0.1", ""),
+    ("kl1", "nobody@127.0.0.1", ""),
+    ("klr", "m1@a.com", ""),
+    ("kld", "bob@other.org", ""),
+    ("klu", "bob@other.org", ""),
+    ("klu", "pre@sip.example.net", ""),
+    ("ks1", "1@127.0.0.1", ""),
+    ("ks1", "3@127.0.0.1", ""),
+    ("ks2", "1@sip.example.net", ""),
+    ("ks3", "2@127.0.0.1", ""),
+    ("ks4", "2@127.0.0.1", ""),
+];
+
+fn observe(kamailio: bool, lua: bool, round: &[&str]) -> Vec<String> {
     let base: PathBuf = std::env::temp_dir().join(format!(
         "ksr-dbmods-{}-{}-{}",
         std::process::id(),
@@ -81,8 +100,18 @@ fn observe(kamailio: bool, round: &[&str]) -> Vec<String> {
     make_db(&db);
     let mut defs = vec![format!("DBURL=\"sqlite:///{}\"", db.display())];
     defs.extend(round.iter().map(|s| s.to_string()));
+    if lua {
+        defs.push(format!(
+            "LUA=\"{}\"",
+            root().join("tests/data/dbmods.lua").display()
+        ));
+    }
     let defs: Vec<&str> = defs.iter().map(String::as_str).collect();
-    let cfg = root().join("tests/data/dbmods.cfg");
+    let cfg = root().join(if lua {
+        "tests/data/dbmods-lua.cfg"
+    } else {
+        "tests/data/dbmods.cfg"
+    });
     let s = if kamailio {
         start_kamailio(&cfg, &defs)
     } else {
@@ -90,7 +119,8 @@ fn observe(kamailio: bool, round: &[&str]) -> Vec<String> {
     };
     let c = client();
     let mut seen = Vec::new();
-    for (i, (op, ruri, extra)) in CASES.iter().enumerate() {
+    let cases = if lua { LUA_CASES } else { CASES };
+    for (i, (op, ruri, extra)) in cases.iter().enumerate() {
         let m = request(
             "OPTIONS",
             &format!("sip:{ruri}"),
@@ -99,8 +129,9 @@ fn observe(kamailio: bool, round: &[&str]) -> Vec<String> {
             &format!("X-Op: {op}\r\n{extra}"),
         );
         let r = exchange(&s, &c, &m).unwrap_or_default();
+        let status = r.split("\r\n").next().unwrap_or_default().to_string();
         seen.push(format!(
-            "{op} {ruri}: r={:?} u={:?} b={:?} o={:?}",
+            "{op} {ruri}: {status} r={:?} u={:?} b={:?} o={:?}",
             header(&r, "X-R"),
             header(&r, "X-U"),
             header(&r, "X-B"),
@@ -126,12 +157,12 @@ fn alias_db_and_speeddial_match_kamailio() {
         &["ALIAS_UD=1", "ALIAS_AB=1", "SD_UD=2", "PFX=\"sip.\""],
     ];
     let mut diffs = Vec::new();
-    for round in rounds {
-        let want = observe(true, round);
-        let got = observe(false, round);
+    for (lua, round) in rounds.iter().flat_map(|r| [(false, *r), (true, *r)]) {
+        let want = observe(true, lua, round);
+        let got = observe(false, lua, round);
         assert_eq!(want.len(), got.len());
         for (w, g) in want.iter().zip(&got) {
-            eprintln!("{round:?} {g}");
+            eprintln!("{round:?} lua={lua} {g}");
             if w != g {
                 diffs.push(format!("{round:?}\n  kamailio: {w}\n  ksr:      {g}"));
             }
