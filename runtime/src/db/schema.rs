@@ -214,6 +214,40 @@ pub static TABLES: &[Table] = &[
             "CREATE INDEX IF NOT EXISTS domain_attrs_domain_attrs_idx ON domain_attrs (did, name)",
         ],
     },
+    Table {
+        name: "dbaliases",
+        version: 1,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "alias_username" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "alias_domain" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "username" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "domain" => "VARCHAR(64) DEFAULT '' NOT NULL",
+        ],
+        indexes: &[
+            "CREATE INDEX IF NOT EXISTS dbaliases_alias_user_idx ON dbaliases (alias_username)",
+            "CREATE INDEX IF NOT EXISTS dbaliases_alias_idx ON dbaliases (alias_username, alias_domain)",
+            "CREATE INDEX IF NOT EXISTS dbaliases_target_idx ON dbaliases (username, domain)",
+        ],
+    },
+    Table {
+        name: "speed_dial",
+        version: 2,
+        columns: cols![
+            "id" => "INTEGER PRIMARY KEY NOT NULL",
+            "username" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "domain" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "sd_username" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "sd_domain" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "new_uri" => "VARCHAR(255) DEFAULT '' NOT NULL",
+            "fname" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "lname" => "VARCHAR(64) DEFAULT '' NOT NULL",
+            "description" => "VARCHAR(64) DEFAULT '' NOT NULL",
+        ],
+        indexes: &[
+            "CREATE UNIQUE INDEX IF NOT EXISTS speed_dial_speed_dial_idx ON speed_dial (username, domain, sd_domain, sd_username)",
+        ],
+    },
 ];
 
 pub fn table(name: &str) -> Option<&'static Table> {

@@ -174,6 +174,8 @@ pub struct ModuleStates {
     pub permissions: permissions::PermissionsState,
     pub dispatcher: dispatcher::DispatcherState,
     pub domain: domain::DomainState,
+    pub alias_db: alias_db::AliasDbState,
+    pub speeddial: speeddial::SpeeddialState,
 }
 
 /// Module hooks the core calls at fixed points of message processing.
@@ -324,6 +326,7 @@ impl Registrar<'_> {
 /// Every module ksr ships, in registration order.
 pub mod acc;
 pub mod accepted;
+pub mod alias_db;
 pub mod app_jsdt;
 pub mod app_lua;
 pub mod app_python3;
@@ -351,6 +354,7 @@ pub mod rtpproxy;
 pub mod sanity;
 pub mod siputils;
 pub mod sl;
+pub mod speeddial;
 pub mod sqlops;
 pub mod textops;
 pub mod textopsx;
@@ -402,6 +406,8 @@ pub static MODULES: &[&ModuleDef] = &[
     &path::MODULE,
     &uac::MODULE,
     &dispatcher::MODULE,
+    &alias_db::MODULE,
+    &speeddial::MODULE,
 ];
 
 /// Finds a module by the name `loadmodule` uses: a path, with or without `.so`.
