@@ -1671,9 +1671,9 @@ impl<'a, 'g, C> Lowerer<'a, 'g, C> {
 
     fn myself_call(&mut self, fb: &mut Fb, f: MsgField, span: Span) -> VReg {
         let (module, name) = match f {
-            MsgField::Uri | MsgField::Status => ("", "is_myself_ruri"),
-            MsgField::FromUri => ("", "is_myself_furi"),
-            MsgField::ToUri => ("", "is_myself_turi"),
+            MsgField::Uri | MsgField::Status => ("native", "is_myself_ruri_port"),
+            MsgField::FromUri => ("native", "is_myself_furi_port"),
+            MsgField::ToUri => ("native", "is_myself_turi_port"),
             MsgField::SrcIp => ("", "is_myself_srcip"),
             MsgField::DstIp => ("native", "is_myself_dstip"),
             _ => {

@@ -422,6 +422,24 @@ pub fn register(r: &mut Registrar<'_>) {
         let ip = c.rcv.src.ip();
         b(myself_ip(c, ip))
     });
+    // Used by the compiler for native `uri == myself`, `from_uri == myself`, `to_uri ==
+    // myself`: unlike the KEMI functions (any port), Kamailio's cfg takes a URI without a port
+    // as port 5060 (5061 over TLS).
+    r.native("is_myself_ruri_port", &[], RouteMask::ANY, |c, _| {
+        b(c.msg.is_request()
+            && c.msg
+                .ruri()
+                .cloned()
+                .is_some_and(|u| uri_is_myself_cfg(c, &u)))
+    });
+    r.native("is_myself_furi_port", &[], RouteMask::ANY, |c, _| {
+        let u = c.msg.from().ok().map(|f| f.uri_raw.clone());
+        b(u.is_some_and(|u| uri_is_myself_cfg(c, &u)))
+    });
+    r.native("is_myself_turi_port", &[], RouteMask::ANY, |c, _| {
+        let u = c.msg.to().ok().map(|f| f.uri_raw.clone());
+        b(u.is_some_and(|u| uri_is_myself_cfg(c, &u)))
+    });
     // Used by the compiler for `dst_ip == myself`.
     r.native("is_myself_dstip", &[], RouteMask::ANY, |c, _| {
         let ip = c.rcv.local.ip();
@@ -463,6 +481,24 @@ pub fn uri_is_myself(c: &Ctx, uri: &Bytes) -> bool {
 
 /// The URI is ours by host and port (5060 when it has none), as rr's checks of Route
 /// entries and of the R-URI ask.
+/// Kamailio's cfg `uri == myself` (`GET_URI_PORT`): a URI without a port is port 5060, or 5061
+/// over TLS (`sips:` or `;transport=tls`); any transport matches.
+pub fn uri_is_myself_cfg(c: &Ctx, uri: &Bytes) -> bool {
+    match Uri::parse(uri) {
+        Ok(u) => {
+            let tls = uri.starts_with(b"sips:")
+                || u.transport().is_some_and(|t| t.eq_ignore_ascii_case("tls"));
+            let port = match u.port {
+                Some(p) if p != 0 => p,
+                _ if tls => 5061,
+                _ => 5060,
+            };
+            c.core.is_myself(u.host_unbracketed(), Some(port), None)
+        }
+        Err(_) => false,
+    }
+}
+
 pub fn uri_is_myself_default_port(c: &Ctx, uri: &Bytes) -> bool {
     match Uri::parse(uri) {
         Ok(u) => {
