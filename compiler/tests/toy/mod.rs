@@ -342,7 +342,12 @@ fn build_table() -> KsrTable<Toy> {
             b(c.msg.src_ip == "127.0.0.1")
         }),
     ] {
-        t.add(sig("core", "", name, &[], RetType::Bool), f);
+        let idx = t.add(sig("core", "", name, &[], RetType::Bool), f);
+        // The cfg's `uri == myself` compiles to the `_port` variants (the toy's URIs carry
+        // the port, so the same test serves).
+        if name != "is_myself_srcip" {
+            t.add_native(&format!("{name}_port"), 0, idx, RouteMask::ANY);
+        }
     }
     // Stand-ins for a typical request route (tm, rr, registrar, sanity ...): they count
     // the call and answer like the real function on an initial INVITE.
