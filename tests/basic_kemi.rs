@@ -586,6 +586,27 @@ fn assert_flows_passed(outcomes: &[Outcome]) {
 }
 
 /// The lines of `got` that differ from `want`, for a readable assertion message.
+/// Two views are the same when they differ at most by a provisional reply that one run's caller
+/// never saw: with several workers a call's 18x and its final reply can be relayed in either
+/// order (Kamailio's UDP workers race the same way), and sipp drops a 18x that comes after the
+/// final reply. When both callers saw a 18x of a call, those 18x are compared as usual.
+fn same_view(want: &[String], got: &[String]) -> bool {
+    fn provisional(l: &str) -> Option<&str> {
+        let (call, rest) = l.split_once(": ")?;
+        rest.starts_with("18").then_some(call)
+    }
+    let keep = |v: &[String], other: &[String]| -> Vec<String> {
+        v.iter()
+            .filter(|l| match provisional(l) {
+                Some(call) => other.iter().any(|o| provisional(o) == Some(call)),
+                None => true,
+            })
+            .cloned()
+            .collect()
+    };
+    keep(want, got) == keep(got, want)
+}
+
 fn view_diff(want: &[String], got: &[String]) -> String {
     let mut out = String::new();
     for l in want.iter().filter(|l| !got.contains(l)) {
@@ -719,7 +740,7 @@ fn basic_kemi_flows_on_kamailio_validate_the_test() {
     // The user agents see the same messages whatever the routing language.
     for (o, (_, r)) in out.iter().zip(&runs).skip(1) {
         assert!(
-            o.ua == out[0].ua,
+            same_view(&out[0].ua, &o.ua),
             "{r:?} vs native:\n{}",
             view_diff(&out[0].ua, &o.ua)
         );
@@ -756,7 +777,7 @@ fn basic_kemi_flows_on_ksr_match_kamailio() {
     for (o, r) in out.iter().zip(&runs).skip(1) {
         assert_eq!(o.db, out[0].db, "{r:?} vs Kamailio");
         assert!(
-            o.ua == out[0].ua,
+            same_view(&out[0].ua, &o.ua),
             "{r:?} vs Kamailio:\n{}",
             view_diff(&out[0].ua, &o.ua)
         );
@@ -781,7 +802,7 @@ fn basic_kemi_python_and_js_on_ksr_match_kamailio() {
     for (o, r) in out.iter().zip(&runs).skip(1) {
         assert_eq!(o.db, out[0].db, "{r:?} vs Kamailio");
         assert!(
-            o.ua == out[0].ua,
+            same_view(&out[0].ua, &o.ua),
             "{r:?} vs Kamailio:\n{}",
             view_diff(&out[0].ua, &o.ua)
         );

@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SCHEMA: &str = "CREATE TABLE version (id INTEGER PRIMARY KEY NOT NULL, table_name VARCHAR(32) NOT NULL, table_version INTEGER DEFAULT 0 NOT NULL, CONSTRAINT version_table_name_idx UNIQUE (table_name));
 INSERT INTO version (table_name, table_version) values ('version','1');
@@ -38,19 +37,7 @@ fn exec(path: &Path, sql: &str) {
 }
 
 fn rpc(sock: &Path, method: &str) -> Json {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
-        .arg("rpc")
-        .arg("-s")
-        .arg(sock)
-        .arg(method)
-        .output()
-        .expect("run ksr rpc");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut v: Json = serde_json::from_str(&text).unwrap_or(Json::String(text.into_owned()));
-    if let Some(o) = v.as_object_mut() {
-        o.remove("id");
-    }
-    v
+    rpc_dgram(sock, method, &[])
 }
 
 fn msg(port: u16, ruri: &str, from_host: &str, callid: &str, xd: &str) -> String {
@@ -173,20 +160,5 @@ fn compare(lua: bool) {
     }
     let want = observe(true, lua);
     let got = observe(false, lua);
-    for l in &got {
-        eprintln!("{l}");
-    }
-    let diffs: Vec<String> = want
-        .iter()
-        .zip(&got)
-        .filter(|(w, g)| w != g)
-        .map(|(w, g)| format!("  kamailio: {w}\n  ksr:      {g}"))
-        .collect();
-    assert!(
-        diffs.is_empty() && want.len() == got.len(),
-        "differences ({} vs {} lines):\n{}",
-        want.len(),
-        got.len(),
-        diffs.join("\n")
-    );
+    assert_same_lines(&want, &got);
 }

@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 const SCHEMA: &str = "CREATE TABLE htable (id INTEGER PRIMARY KEY NOT NULL, key_name VARCHAR(64) DEFAULT '' NOT NULL, key_type INTEGER DEFAULT 0 NOT NULL, value_type INTEGER DEFAULT 0 NOT NULL, key_value VARCHAR(128) DEFAULT '' NOT NULL, expires INTEGER DEFAULT 0 NOT NULL);
 CREATE TABLE htable_c (id INTEGER PRIMARY KEY NOT NULL, key_name VARCHAR(64) NOT NULL, key_value VARCHAR(128), extra VARCHAR(128));
@@ -38,20 +37,7 @@ fn rows(path: &Path) -> Vec<String> {
 }
 
 fn rpc(sock: &Path, method: &str, params: &[&str]) -> Json {
-    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
-        .arg("rpc")
-        .arg("-s")
-        .arg(sock)
-        .arg(method)
-        .args(params)
-        .output()
-        .expect("run ksr rpc");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut v: Json = serde_json::from_str(&text).unwrap_or(Json::String(text.into_owned()));
-    if let Some(o) = v.as_object_mut() {
-        o.remove("id");
-    }
-    v
+    rpc_dgram(sock, method, params)
 }
 
 /// `htable.get` without its `expire` time (a wall-clock date).
@@ -164,20 +150,5 @@ fn htable_database_and_rpc_match_kamailio() {
     }
     let want = observe(true);
     let got = observe(false);
-    for l in &got {
-        eprintln!("{l}");
-    }
-    let diffs: Vec<String> = want
-        .iter()
-        .zip(&got)
-        .filter(|(w, g)| w != g)
-        .map(|(w, g)| format!("  kamailio: {w}\n  ksr:      {g}"))
-        .collect();
-    assert!(
-        diffs.is_empty() && want.len() == got.len(),
-        "differences ({} vs {} lines):\n{}",
-        want.len(),
-        got.len(),
-        diffs.join("\n")
-    );
+    assert_same_lines(&want, &got);
 }

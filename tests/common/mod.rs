@@ -198,3 +198,44 @@ pub fn header<'a>(m: &'a str, name: &str) -> Option<&'a str> {
         n.trim().eq_ignore_ascii_case(name).then_some(v.trim())
     })
 }
+
+/// Runs `ksr rpc -s SOCK METHOD PARAMS...` (jsonrpcs' datagram socket) and returns the reply
+/// document without its `id`; text that is not JSON comes back as a JSON string.
+pub fn rpc_dgram(sock: &Path, method: &str, params: &[&str]) -> serde_json::Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_ksr"))
+        .arg("rpc")
+        .arg("-s")
+        .arg(sock)
+        .arg(method)
+        .args(params)
+        .output()
+        .expect("run ksr rpc");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut v: serde_json::Value = serde_json::from_str(&text)
+        .unwrap_or_else(|_| serde_json::Value::String(text.into_owned()));
+    if let Some(o) = v.as_object_mut() {
+        o.remove("id");
+    }
+    v
+}
+
+/// Fails with every differing line when what Kamailio did (`want`) and what ksr did (`got`)
+/// are not the same, line for line.
+pub fn assert_same_lines(want: &[String], got: &[String]) {
+    for l in got {
+        eprintln!("{l}");
+    }
+    let diffs: Vec<String> = want
+        .iter()
+        .zip(got)
+        .filter(|(w, g)| w != g)
+        .map(|(w, g)| format!("  kamailio: {w}\n  ksr:      {g}"))
+        .collect();
+    assert!(
+        diffs.is_empty() && want.len() == got.len(),
+        "differences ({} vs {} lines):\n{}",
+        want.len(),
+        got.len(),
+        diffs.join("\n")
+    );
+}

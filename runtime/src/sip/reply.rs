@@ -84,21 +84,31 @@ fn via_anchor(req: &SipMsg, v: &super::Via) -> usize {
 /// Kamailio puts them: `received` right after host:port (an existing one replaced in place),
 /// `rport` filled in where it was written (a forced one after `received`). `None` when
 /// nothing changes.
-pub fn via1_with_received(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> Option<Vec<u8>> {
+/// The top Via and what it needs (`rport`, `received`), or `None` when nothing changes.
+fn via1_changes<'a>(
+    req: &'a SipMsg,
+    src: &SocketAddr,
+    force_rport: bool,
+) -> Option<(&'a super::Via, bool, bool)> {
     let v = req.via1().ok()?;
     let add_rport = force_rport || v.rport().is_some();
     let add_received = needs_received(req, src);
-    if !add_rport && !add_received {
-        return None;
-    }
+    (add_rport || add_received).then_some((v, add_rport, add_received))
+}
+
+/// Span of the named parameter of `v` (see [`param_span`]).
+fn named_param_span(req: &SipMsg, v: &super::Via, name: &[u8]) -> Option<(usize, usize)> {
+    v.params
+        .iter()
+        .find(|p| p.name.eq_ignore_ascii_case(name))
+        .and_then(|p| param_span(req, v, p))
+}
+
+pub fn via1_with_received(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> Option<Vec<u8>> {
+    let (v, add_rport, add_received) = via1_changes(req, src, force_rport)?;
     let raw: &[u8] = &v.raw;
     let anchor = via_anchor(req, v);
-    let span_of = |name: &[u8]| {
-        v.params
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(name))
-            .and_then(|p| param_span(req, v, p))
-    };
+    let span_of = |name: &[u8]| named_param_span(req, v, name);
     // (start, end, order at the same offset, text)
     let mut edits: Vec<(usize, usize, u8, String)> = Vec::new();
     if add_received {
@@ -134,23 +144,13 @@ pub fn via1_with_received(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> 
 /// goes at the end of the Via header line (a forced `rport`, then `received`, after every
 /// via-parm of that line, as Kamailio appends them).
 fn reply_via1(req: &SipMsg, src: &SocketAddr, force_rport: bool) -> Option<(Vec<u8>, String)> {
-    let v = req.via1().ok()?;
-    let add_rport = force_rport || v.rport().is_some();
-    let add_received = needs_received(req, src);
-    if !add_rport && !add_received {
-        return None;
-    }
+    let (v, add_rport, add_received) = via1_changes(req, src, force_rport)?;
     let raw: &[u8] = &v.raw;
     let mut body = raw.to_vec();
     let mut tail = String::new();
     if add_rport {
         let text = format!(";rport={}", src.port());
-        let span = v
-            .params
-            .iter()
-            .find(|p| p.name.eq_ignore_ascii_case(b"rport"))
-            .and_then(|p| param_span(req, v, p));
-        match span {
+        match named_param_span(req, v, b"rport") {
             Some((a, b)) => {
                 body.clear();
                 body.extend_from_slice(raw.get(..a).unwrap_or(&[]));
