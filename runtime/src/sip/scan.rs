@@ -148,6 +148,19 @@ pub fn find_param<'a>(params: &'a [Param], name: &[u8]) -> Option<&'a Param> {
     params.iter().find(|p| eq_ic(&p.name, name))
 }
 
+/// `s` without the leading `prefix` (compared ignoring ASCII case), only when `s` is longer than
+/// the prefix — how Kamailio strips `domain_prefix` / `realm_prefix`.
+pub fn strip_prefix_icase<'a>(s: &'a [u8], prefix: &[u8]) -> &'a [u8] {
+    match s.get(..prefix.len()) {
+        Some(h)
+            if !prefix.is_empty() && s.len() > prefix.len() && h.eq_ignore_ascii_case(prefix) =>
+        {
+            s.get(prefix.len()..).unwrap_or(s)
+        }
+        _ => s,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

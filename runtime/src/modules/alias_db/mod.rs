@@ -139,17 +139,7 @@ fn query(c: &Ctx, table: &str, user: &[u8], host: &[u8], flags: u32) -> Option<V
         String::from_utf8_lossy(user).into_owned(),
     )];
     if flags & FL_DOMAIN != 0 {
-        let pre = st.domain_prefix.as_bytes();
-        let dom = if !pre.is_empty()
-            && pre.len() < host.len()
-            && host
-                .get(..pre.len())
-                .is_some_and(|h| h.eq_ignore_ascii_case(pre))
-        {
-            host.get(pre.len()..).unwrap_or_default()
-        } else {
-            host
-        };
+        let dom = crate::sip::scan::strip_prefix_icase(host, st.domain_prefix.as_bytes());
         conds.push(Cond::eq(keys[1], String::from_utf8_lossy(dom).into_owned()));
     }
     let rows = db::with(h, |d| {

@@ -210,12 +210,7 @@ fn now() -> i64 {
 
 /// The realm without `realm_prefix`.
 pub fn strip_realm<'a>(st: &AuthState, realm: &'a [u8]) -> &'a [u8] {
-    let p = st.realm_prefix.as_bytes();
-    if !p.is_empty() && realm.len() > p.len() && realm[..p.len()].eq_ignore_ascii_case(p) {
-        &realm[p.len()..]
-    } else {
-        realm
-    }
+    crate::sip::scan::strip_prefix_icase(realm, st.realm_prefix.as_bytes())
 }
 
 /// The integrity checks (auth_checks_*) that apply to this request.

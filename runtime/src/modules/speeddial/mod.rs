@@ -70,19 +70,8 @@ fn register(r: &mut Registrar<'_>) {
     .native("sd_lookup", RouteMask::REQUEST);
 }
 
-/// The host without `domain_prefix` (compared ignoring case; only when the host is longer).
-fn strip_prefix<'a>(host: &'a [u8], pre: &[u8]) -> &'a [u8] {
-    if !pre.is_empty()
-        && pre.len() < host.len()
-        && host
-            .get(..pre.len())
-            .is_some_and(|h| h.eq_ignore_ascii_case(pre))
-    {
-        host.get(pre.len()..).unwrap_or_default()
-    } else {
-        host
-    }
-}
+// The host without `domain_prefix` (ignoring case; only when the host is longer).
+use crate::sip::scan::strip_prefix_icase as strip_prefix;
 
 fn lossy(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -420,6 +420,29 @@ fn subst_bytes(expr: &[u8], text: &[u8]) -> Option<Vec<u8>> {
     subst_expr(expr)?.apply(text, &[]).ok().flatten()
 }
 
+/// The edit that turns `old` (at offset `at` of the message) into `new`, covering only the
+/// bytes between their common prefix and common suffix.
+pub(super) fn changed_span_edit(at: usize, old: &[u8], new: &[u8]) -> crate::sip::Edit {
+    let pre = old
+        .iter()
+        .zip(new.iter())
+        .take_while(|(x, y)| x == y)
+        .count();
+    let max_suf = old.len().min(new.len()) - pre;
+    let suf = old
+        .iter()
+        .rev()
+        .zip(new.iter().rev())
+        .take(max_suf)
+        .take_while(|(x, y)| x == y)
+        .count();
+    crate::sip::Edit::replace(
+        at + pre,
+        at + old.len() - suf,
+        Bytes::copy_from_slice(new.get(pre..new.len() - suf).unwrap_or(&[])),
+    )
+}
+
 /// `subst()` over the message: the header section (recorded as one edit covering only the
 /// bytes that changed), then, unless a single substitution already happened, the body.
 fn subst_message(c: &mut Ctx, e: &vm::transform::SubstExpr) -> bool {
@@ -431,24 +454,7 @@ fn subst_message(c: &mut Ctx, e: &vm::transform::SubstExpr) -> bool {
     };
     let mut found = false;
     if let Ok(Some(new)) = e.apply(hdrs, &[]) {
-        let pre = hdrs
-            .iter()
-            .zip(new.iter())
-            .take_while(|(x, y)| x == y)
-            .count();
-        let max_suf = hdrs.len().min(new.len()) - pre;
-        let suf = hdrs
-            .iter()
-            .rev()
-            .zip(new.iter().rev())
-            .take(max_suf)
-            .take_while(|(x, y)| x == y)
-            .count();
-        c.msg.add_edit(crate::sip::Edit::replace(
-            start + pre,
-            end - suf,
-            Bytes::copy_from_slice(&new[pre..new.len() - suf]),
-        ));
+        c.msg.add_edit(changed_span_edit(start, hdrs, &new));
         found = true;
         if !e.is_global() {
             return true;

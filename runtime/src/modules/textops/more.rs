@@ -371,24 +371,7 @@ fn subst_one(c: &mut Ctx, e: &vm::transform::SubstExpr, idx: usize) -> bool {
         Some(n) => value.get(..n).unwrap_or(&value),
         None => &value,
     };
-    let pre = old
-        .iter()
-        .zip(new.iter())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let max_suf = old.len().min(new.len()) - pre;
-    let suf = old
-        .iter()
-        .rev()
-        .zip(new.iter().rev())
-        .take(max_suf)
-        .take_while(|(x, y)| x == y)
-        .count();
-    c.msg.add_edit(Edit::replace(
-        vs + pre,
-        vs + old.len() - suf,
-        Bytes::copy_from_slice(new.get(pre..new.len() - suf).unwrap_or(&[])),
-    ));
+    c.msg.add_edit(super::changed_span_edit(vs, old, &new));
     true
 }
 
